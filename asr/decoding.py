@@ -1,0 +1,73 @@
+"""CTC decoding from log-probabilities to text, word timings and word confidences."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from asr.text import ALPHABET, BLANK
+
+_SPACE = ALPHABET.index(" ") + 1
+
+
+@dataclass(frozen=True)
+class Word:
+    word: str
+    start: float
+    """Seconds from the start of the audio to the first frame of the word's first letter."""
+    end: float
+    """Seconds to the end of the last frame of the word's last letter."""
+    confidence: float
+    """The product of the word's letters' peak posteriors: how likely every letter is right."""
+
+
+@dataclass(frozen=True)
+class Transcript:
+    text: str
+    words: list[Word] = field(default_factory=list)
+
+
+def greedy_decode(log_probs: torch.Tensor, frame_seconds: float) -> Transcript:
+    """Best-path CTC decoding of one utterance's ``(frames, classes)`` log-probabilities.
+
+    Each run of identical frame labels is one emitted symbol (blanks emit nothing); a
+    letter's time span is its run and its confidence the run's peak posterior.
+    """
+    values, labels = log_probs.detach().float().cpu().max(dim=-1)
+    labels, peaks = labels.numpy(), values.exp().numpy()
+    if labels.size == 0:
+        return Transcript("")
+    starts = np.concatenate(([0], np.flatnonzero(np.diff(labels)) + 1))
+    ends = np.concatenate((starts[1:], [labels.size]))
+    run_peaks = np.maximum.reduceat(peaks, starts)
+
+    words: list[Word] = []
+    letters: list[str] = []
+    first = last = 0
+    confidence = 1.0
+
+    def close_word() -> None:
+        if letters:
+            words.append(Word("".join(letters), first * frame_seconds, last * frame_seconds, confidence))
+
+    for start, end, label, peak in zip(starts, ends, labels[starts], run_peaks, strict=True):
+        if label == BLANK:
+            continue
+        if label == _SPACE:
+            close_word()
+            letters = []
+            continue
+        if not letters:
+            first, confidence = int(start), 1.0
+        letters.append(ALPHABET[label - 1])
+        last = int(end)
+        confidence *= float(peak)
+    close_word()
+    return Transcript(" ".join(w.word for w in words), words)
+
+
+def greedy_decode_batch(log_probs: torch.Tensor, lengths: torch.Tensor, frame_seconds: float) -> list[Transcript]:
+    """:func:`greedy_decode` for each utterance of a padded ``(batch, frames, classes)`` tensor."""
+    return [greedy_decode(lp[:n], frame_seconds) for lp, n in zip(log_probs, lengths.tolist(), strict=True)]

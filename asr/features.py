@@ -1,0 +1,107 @@
+"""The one log-Mel feature pipeline, shared by training and serving.
+
+Any waveform (any sample rate, any channel count) goes through :func:`prepare_waveform`
+to 16 kHz mono and then :func:`log_mel`. Both are pure functions of their inputs and a
+:class:`FeatureConfig`, which the checkpoint stores so a model is always fed the
+features it was trained on.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import asdict, dataclass
+
+import torch
+import torchaudio.functional as AF
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    sample_rate: int = 16000
+    n_mels: int = 128
+    win_length: int = 400
+    """25 ms at 16 kHz."""
+    hop_length: int = 160
+    """10 ms at 16 kHz."""
+    n_fft: int = 512
+    """With the Slaney mel scale, 512 leaves none of the 128 filters empty (400 would leave four)."""
+    f_min: float = 0.0
+    f_max: float = 8000.0
+    mel_scale: str = "slaney"
+    log_floor: float = 1e-6
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def frame_seconds(self) -> float:
+        return self.hop_length / self.sample_rate
+
+
+def prepare_waveform(waveform: torch.Tensor, sample_rate: int, config: FeatureConfig = FeatureConfig()) -> torch.Tensor:
+    """Downmix ``(channels, samples)`` or ``(samples,)`` audio to mono float32 at the model's rate."""
+    waveform = torch.as_tensor(waveform, dtype=torch.float32)
+    if waveform.ndim == 2:
+        waveform = waveform.mean(dim=0)
+    elif waveform.ndim != 1:
+        raise ValueError(f"expected a waveform shaped (samples,) or (channels, samples), got {tuple(waveform.shape)}")
+    if sample_rate != config.sample_rate:
+        waveform = AF.resample(waveform, sample_rate, config.sample_rate)
+    return waveform
+
+
+@functools.lru_cache(maxsize=8)
+def _mel_filters(config: FeatureConfig, device: torch.device) -> torch.Tensor:
+    filters = AF.melscale_fbanks(
+        config.n_fft // 2 + 1,
+        config.f_min,
+        config.f_max,
+        config.n_mels,
+        config.sample_rate,
+        norm="slaney" if config.mel_scale == "slaney" else None,
+        mel_scale=config.mel_scale,
+    )
+    return filters.to(device)
+
+
+@functools.lru_cache(maxsize=8)
+def _window(config: FeatureConfig, device: torch.device) -> torch.Tensor:
+    return torch.hann_window(config.win_length, device=device)
+
+
+def num_frames(num_samples: int, config: FeatureConfig = FeatureConfig()) -> int:
+    """Frames that :func:`log_mel` yields for ``num_samples`` samples (centred STFT)."""
+    return num_samples // config.hop_length + 1
+
+
+def log_mel(waveform: torch.Tensor, config: FeatureConfig = FeatureConfig()) -> torch.Tensor:
+    """``(..., samples)`` 16 kHz audio to ``(..., n_mels, frames)`` natural-log Mel energies."""
+    shape = waveform.shape
+    flat = waveform.reshape(-1, shape[-1]).float()
+    spectrum = torch.stft(
+        flat,
+        config.n_fft,
+        config.hop_length,
+        config.win_length,
+        _window(config, flat.device),
+        center=True,
+        pad_mode="reflect" if shape[-1] > config.n_fft // 2 else "constant",
+        return_complex=True,
+    )
+    power = spectrum.real.square() + spectrum.imag.square()
+    mel = torch.matmul(power.transpose(1, 2), _mel_filters(config, flat.device)).transpose(1, 2)
+    return torch.log(mel + config.log_floor).reshape(*shape[:-1], config.n_mels, -1)
+
+
+def features(waveform: torch.Tensor, sample_rate: int, config: FeatureConfig = FeatureConfig()) -> torch.Tensor:
+    """Any audio to the model's ``(n_mels, frames)`` input: the whole pipeline in one call."""
+    return log_mel(prepare_waveform(waveform, sample_rate, config), config)
+
+
+def pad_batch(items: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack ``(n_mels, frames_i)`` features into ``(batch, n_mels, max_frames)`` plus their lengths."""
+    lengths = torch.tensor([item.shape[-1] for item in items], dtype=torch.long)
+    batch = items[0].new_zeros(len(items), items[0].shape[0], int(lengths.max()))
+    for i, item in enumerate(items):
+        batch[i, :, : item.shape[-1]] = item
+    return batch, lengths

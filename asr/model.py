@@ -1,0 +1,160 @@
+"""The Deep-Speech-2-style acoustic model: residual CNN front end, bidirectional GRUs, CTC head."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+
+from asr.text import NUM_CLASSES
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Every size of the model; the defaults are the reference size (about 23.7 M parameters)."""
+
+    n_mels: int = 128
+    cnn_channels: int = 32
+    n_res_blocks: int = 3
+    rnn_dim: int = 512
+    rnn_hidden: int = 512
+    n_rnn_layers: int = 5
+    classifier_dim: int = 512
+    n_classes: int = NUM_CLASSES
+    dropout: float = 0.1
+    stride: int = 2
+    """Of the first convolution, on both the time and the mel axis."""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> ModelConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown model config fields: {', '.join(unknown)}")
+        return cls(**values)
+
+
+def _time_mask(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Zero every frame at or beyond its utterance's length on the last (time) axis.
+
+    Convolutions see their neighbours, so without this an utterance's last frames would
+    read its batch-mates' padding instead of the zeros they see when run alone.
+    """
+    keep = torch.arange(x.shape[-1], device=x.device) < lengths.to(x.device)[:, None]
+    return x * keep.view(x.shape[0], *([1] * (x.ndim - 2)), x.shape[-1]).to(x.dtype)
+
+
+class _MelLayerNorm(nn.LayerNorm):
+    """LayerNorm over the mel axis of ``(batch, channels, mels, frames)`` maps."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.transpose(2, 3)).transpose(2, 3)
+
+
+class ResidualCNN(nn.Module):
+    def __init__(self, channels: int, n_feats: int, dropout: float):
+        super().__init__()
+        self.norm1 = _MelLayerNorm(n_feats)
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.norm2 = _MelLayerNorm(n_feats)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.dropout = nn.Dropout(dropout)
+        self.act = nn.GELU()
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        y = self.conv1(_time_mask(self.dropout(self.act(self.norm1(x))), lengths))
+        y = self.conv2(_time_mask(self.dropout(self.act(self.norm2(y))), lengths))
+        return x + y
+
+
+class BidirectionalGRU(nn.Module):
+    """LayerNorm, GELU, GRU and dropout over a packed sequence, so padding is never read."""
+
+    def __init__(self, input_dim: int, hidden: int, dropout: float):
+        super().__init__()
+        self.norm = nn.LayerNorm(input_dim)
+        self.act = nn.GELU()
+        self.gru = nn.GRU(input_dim, hidden, batch_first=True, bidirectional=True)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: PackedSequence) -> PackedSequence:
+        x = x._replace(data=self.act(self.norm(x.data)))
+        y, _ = self.gru(x)
+        return y._replace(data=self.dropout(y.data))
+
+
+class AcousticModel(nn.Module):
+    def __init__(self, config: ModelConfig = ModelConfig()):
+        super().__init__()
+        if config.n_mels % config.stride:
+            raise ValueError(f"n_mels ({config.n_mels}) must be divisible by the stride ({config.stride})")
+        self.config = config
+        n_feats = config.n_mels // config.stride
+        self.register_buffer("feature_mean", torch.zeros(config.n_mels))
+        self.register_buffer("feature_std", torch.ones(config.n_mels))
+        self.conv = nn.Conv2d(1, config.cnn_channels, 3, stride=config.stride, padding=1)
+        self.res_blocks = nn.ModuleList(
+            ResidualCNN(config.cnn_channels, n_feats, config.dropout) for _ in range(config.n_res_blocks)
+        )
+        self.project = nn.Linear(config.cnn_channels * n_feats, config.rnn_dim)
+        self.rnns = nn.ModuleList(
+            BidirectionalGRU(config.rnn_dim if i == 0 else 2 * config.rnn_hidden, config.rnn_hidden, config.dropout)
+            for i in range(config.n_rnn_layers)
+        )
+        self.classifier = nn.Sequential(
+            nn.Linear(2 * config.rnn_hidden, config.classifier_dim),
+            nn.GELU(),
+            nn.Dropout(config.dropout),
+            nn.Linear(config.classifier_dim, config.n_classes),
+        )
+
+    @torch.no_grad()
+    def set_feature_statistics(self, frames: torch.Tensor) -> None:
+        """Normalise inputs by the per-mel-bin mean and deviation of ``(n_mels, frames)`` training data.
+
+        Fixed statistics (not per-utterance ones) keep a frame's input independent of
+        what follows it, which streaming needs; they live in the checkpoint as buffers.
+        """
+        self.feature_mean.copy_(frames.mean(dim=1))
+        self.feature_std.copy_(frames.std(dim=1).clamp(min=1e-3))
+
+    def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        """Frames out for ``lengths`` frames in: the first convolution's stride divides time."""
+        return (lengths - 1) // self.config.stride + 1
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def forward(self, features: torch.Tensor, lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(batch, n_mels, frames)`` padded features and their lengths to CTC log-probabilities.
+
+        Returns ``log_probs`` shaped ``(batch, frames_out, n_classes)`` and ``out_lengths``;
+        each utterance's output is the same alone as padded in a batch.
+        """
+        batch, n_mels, frames = features.shape
+        if n_mels != self.config.n_mels:
+            raise ValueError(f"the model takes {self.config.n_mels} mel bins, got {n_mels}")
+        if lengths is None:
+            lengths = torch.full((batch,), frames, dtype=torch.long)
+        lengths = lengths.to(device=features.device, dtype=torch.long)
+        out_lengths = self.output_lengths(lengths)
+
+        x = (features - self.feature_mean[:, None]) / self.feature_std[:, None]
+        x = self.conv(_time_mask(x, lengths).unsqueeze(1))
+        x = _time_mask(x, out_lengths)
+        for block in self.res_blocks:
+            x = block(x, out_lengths)
+        x = x.flatten(1, 2).transpose(1, 2)
+        x = self.project(x)
+
+        packed = pack_padded_sequence(x, out_lengths.cpu(), batch_first=True, enforce_sorted=False)
+        for rnn in self.rnns:
+            packed = rnn(packed)
+        packed = packed._replace(data=torch.log_softmax(self.classifier(packed.data).float(), dim=-1))
+        log_probs, _ = pad_packed_sequence(packed, batch_first=True, total_length=x.shape[1])
+        return log_probs, out_lengths

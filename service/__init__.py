@@ -1,0 +1,1 @@
+"""The speech-recognition HTTP service. It imports the shared core ``asr``, never ``training``."""

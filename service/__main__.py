@@ -1,0 +1,15 @@
+"""``python -m service``: serve the configured checkpoint with uvicorn."""
+
+import uvicorn
+
+from service.app import create_app
+from service.settings import Settings
+
+
+def main() -> None:
+    settings = Settings()
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+import math
+
+import pytest
+import torch
+
+from asr.decoding import greedy_decode, greedy_decode_batch
+from asr.text import ALPHABET
+
+
+def posterior(frames: str, peak: float = 0.9) -> torch.Tensor:
+    """Log-probabilities whose best path is ``frames`` ('_' is the blank), each frame's best at ``peak``."""
+    log_probs = torch.full((len(frames), 29), math.log((1 - peak) / 28))
+    for t, char in enumerate(frames):
+        log_probs[t, 0 if char == "_" else ALPHABET.index(char) + 1] = math.log(peak)
+    return log_probs
+
+
+def test_collapses_repeats_and_drops_blanks():
+    assert greedy_decode(posterior("hh_e_ll_lo"), 0.02).text == "hello"
+
+
+def test_word_times_and_confidences():
+    frames = "__cc_aat____  __dd_o_g_"
+    lp = posterior(frames)
+    lp[frames.index("o"), ALPHABET.index("o") + 1] = math.log(0.5)  # one unsure letter
+    lp[frames.index("o"), ALPHABET.index("a") + 1] = math.log(0.4)
+    transcript = greedy_decode(lp, frame_seconds=0.02)
+    assert transcript.text == "cat dog"
+    cat, dog = transcript.words
+    assert (cat.word, cat.start, cat.end) == ("cat", pytest.approx(0.04), pytest.approx(0.16))
+    assert (dog.word, dog.start, dog.end) == ("dog", pytest.approx(0.32), pytest.approx(0.44))
+    assert cat.confidence == pytest.approx(0.9**3)
+    assert dog.confidence == pytest.approx(0.9 * 0.5 * 0.9)
+
+
+def test_leading_trailing_and_double_spaces_make_no_empty_words():
+    transcript = greedy_decode(posterior("  a_ _  _b  "), 0.02)
+    assert transcript.text == "a b"
+    assert [w.word for w in transcript.words] == ["a", "b"]
+
+
+def test_empty_and_blank_input():
+    assert greedy_decode(torch.zeros(0, 29), 0.02).text == ""
+    assert greedy_decode(posterior("_____"), 0.02).words == []
+
+
+def test_batch_respects_lengths():
+    batch = torch.stack([posterior("hi___"), posterior("yo_ok")])
+    texts = [t.text for t in greedy_decode_batch(batch, torch.tensor([2, 5]), 0.02)]
+    assert texts == ["hi", "yook"]  # a blank between the two o keeps both

@@ -1,0 +1,26 @@
+import ast
+import pathlib
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def test_service_and_core_never_import_training():
+    for package in ("service", "asr"):
+        for source in (ROOT / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(source.read_text())):
+                names = (
+                    [a.name for a in node.names]
+                    if isinstance(node, ast.Import)
+                    else [node.module or ""]
+                    if isinstance(node, ast.ImportFrom)
+                    else []
+                )
+                assert not any(n == "training" or n.startswith("training.") for n in names), f"{source} imports {names}"
+
+
+def test_importing_the_app_loads_no_training_module():
+    code = "import sys, service.app; print(sorted(m for m in sys.modules if m.split('.')[0] == 'training'))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip() == "[]"

@@ -1,0 +1,60 @@
+import pytest
+import torch
+
+from asr.model import AcousticModel, ModelConfig
+from training.train import PRESETS
+
+
+def test_reference_size_is_about_23m_parameters():
+    model = AcousticModel(ModelConfig())
+    assert 23e6 * 0.9 <= model.num_parameters() <= 23e6 * 1.1
+
+
+def test_reference_architecture_matches_the_spec():
+    model = AcousticModel(ModelConfig())
+    assert (model.conv.in_channels, model.conv.out_channels, model.conv.stride) == (1, 32, (2, 2))
+    assert len(model.res_blocks) == 3 and model.project.in_features == 32 * 64 and model.project.out_features == 512
+    assert [r.gru.input_size for r in model.rnns] == [512, 1024, 1024, 1024, 1024]
+    assert all(r.gru.bidirectional and r.gru.hidden_size == 512 for r in model.rnns)
+    assert model.classifier[0].in_features == 1024 and model.classifier[-1].out_features == 29
+
+
+@pytest.mark.parametrize(
+    "config", [ModelConfig(), PRESETS["small"], PRESETS["tiny"]], ids=["reference", "small", "tiny"]
+)
+def test_output_shapes_and_lengths(config):
+    model = AcousticModel(config).eval()
+    lengths = torch.tensor([101, 64, 7])
+    with torch.inference_mode():
+        log_probs, out_lengths = model(torch.randn(3, 128, 101), lengths)
+    assert log_probs.shape == (3, 51, 29)
+    assert out_lengths.tolist() == [51, 32, 4]
+    valid = log_probs[0]
+    assert torch.allclose(valid.exp().sum(dim=-1), torch.ones(51), atol=1e-5)
+
+
+@pytest.mark.parametrize("config", [ModelConfig(), PRESETS["small"]], ids=["reference", "small"])
+def test_padding_does_not_change_an_utterance(config):
+    model = AcousticModel(config).eval()
+    # Non-trivial input statistics, so normalisation does not map padding zeros to zeros.
+    model.set_feature_statistics(torch.randn(128, 500) * 3 - 7)
+    short, long = torch.randn(128, 77) * 3 - 7, torch.randn(128, 160) * 3 - 7
+    batch = torch.zeros(2, 128, 160)
+    batch[0, :, :77] = short
+    batch[0, :, 77:] = 123.0  # garbage padding must be ignored too
+    batch[1] = long
+    with torch.inference_mode():
+        alone, alone_len = model(short[None], torch.tensor([77]))
+        padded, padded_len = model(batch, torch.tensor([77, 160]))
+    assert padded_len[0] == alone_len[0] == 39
+    assert (padded[0, :39] - alone[0]).abs().max() < 1e-5
+
+
+def test_wrong_mel_count_is_rejected():
+    with pytest.raises(ValueError, match="takes 128 mel bins, got 80"):
+        AcousticModel(PRESETS["tiny"])(torch.randn(1, 80, 10), torch.tensor([10]))
+
+
+def test_unknown_config_field_is_named():
+    with pytest.raises(ValueError, match="unknown model config fields: depth"):
+        ModelConfig.from_dict({**ModelConfig().to_dict(), "depth": 3})

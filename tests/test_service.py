@@ -1,0 +1,101 @@
+"""The real service: ``python -m service`` on a loopback port, driven over HTTP."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from asr.audio import decode
+from asr.checkpoint import DEFAULT_CHECKPOINT
+from asr.transcriber import Transcriber
+from tests.conftest import speak
+from training.metrics import cer
+
+SENTENCE = "turn off the kitchen lights"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    port = _free_port()
+    env = {**os.environ, "ASR_HOST": "127.0.0.1", "ASR_PORT": str(port), "ASR_DEVICE": "cpu"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "service"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            if process.poll() is not None:
+                raise RuntimeError(process.stdout.read().decode()) from None
+            time.sleep(0.2)
+    else:
+        process.kill()
+        raise RuntimeError("the service did not come up within 60 s")
+    yield url
+    process.terminate()
+    assert process.wait(timeout=20) == 0, "the service did not shut down cleanly on SIGTERM"
+
+
+def test_health(server):
+    response = httpx.get(f"{server}/health")
+    assert response.status_code == 200 and response.json() == {"status": "ok"}
+
+
+def test_transcribes_a_spoken_wav_with_the_bundled_model(server):
+    wav = speak(SENTENCE, voice="en-gb-x-rp", rate=160)
+    response = httpx.post(f"{server}/v1/transcribe", files={"file": ("speech.wav", wav, "audio/wav")}, timeout=60)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    waveform, rate = decode(wav)
+    assert body["duration"] == pytest.approx(waveform.shape[-1] / rate)
+    assert body["model"] == "default"
+    # The server answers exactly what the bundled model says in-process...
+    [expected] = Transcriber.from_checkpoint(DEFAULT_CHECKPOINT, "cpu").transcribe([(waveform, rate)])
+    assert body["text"] == expected.text
+    # ...and that is close to what was said.
+    assert cer([SENTENCE], [body["text"]]) <= 0.15, body["text"]
+    words = body["words"]
+    assert " ".join(w["word"] for w in words) == body["text"]
+    assert all(0 <= w["start"] < w["end"] <= body["duration"] + 0.02 and 0 < w["confidence"] <= 1 for w in words)
+    assert [w["start"] for w in words] == sorted(w["start"] for w in words)
+
+
+def test_non_audio_upload_is_a_clear_400(server):
+    response = httpx.post(
+        f"{server}/v1/transcribe", files={"file": ("notes.wav", b"these are not audio bytes", "audio/wav")}
+    )
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "invalid_audio" and "notes.wav" in error["message"]
+
+
+def test_empty_upload_is_a_clear_400(server):
+    response = httpx.post(f"{server}/v1/transcribe", files={"file": ("empty.wav", b"", "audio/wav")})
+    assert response.status_code == 400 and "empty" in response.json()["error"]["message"]
+
+
+def test_missing_file_field_is_a_422_naming_it(server):
+    response = httpx.post(f"{server}/v1/transcribe", data={"audio": "x"})
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "invalid_request" and "file" in response.json()["error"]["message"]
+
+
+def test_unknown_route_is_a_json_404(server):
+    response = httpx.get(f"{server}/v1/nothing")
+    assert response.status_code == 404 and response.json()["error"]["code"] == "http_error"

@@ -1,0 +1,1 @@
+"""Training side: corpus building, training and evaluation. The service never imports this."""

@@ -1,0 +1,114 @@
+"""``python -m training SUBCOMMAND``: build a corpus, train a model, evaluate a checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+from asr import checkpoint
+from training import corpus
+from training.data import load_examples
+from training.plots import training_curves
+from training.train import PRESETS, TrainConfig, evaluate, train
+
+
+def _corpus(args: argparse.Namespace) -> None:
+    manifest = corpus.build(args.out, args.train, args.dev, args.test, seed=args.seed, jobs=args.jobs)
+    print(f"wrote {manifest}")
+
+
+def _train(args: argparse.Namespace) -> None:
+    model = dataclasses.replace(PRESETS[args.preset], **dict(args.set))
+    config = TrainConfig(
+        model=model,
+        epochs=args.epochs,
+        max_frames=args.max_frames,
+        lr=args.lr,
+        spec_augment=not args.no_spec_augment,
+        seed=args.seed,
+        device=args.device,
+    )
+    train_set = load_examples(args.data / "train", config.features)
+    dev_set = load_examples(args.data / "dev", config.features) if (args.data / "dev").is_dir() else None
+    provenance = {
+        "data": str(args.data),
+        "preset": args.preset,
+        "train_utterances": len(train_set),
+        "train_hours": round(sum(e.features.shape[-1] for e in train_set) * config.features.frame_seconds / 3600, 3),
+        "dev_utterances": len(dev_set or []),
+    }
+    _, result = train(config, train_set, dev_set, out=args.out, provenance=provenance)
+    curves = args.out.with_suffix(".png")
+    training_curves(result.history, curves)
+    print(f"{result.steps} steps in {result.seconds:.0f} s; wrote {args.out} and {curves}")
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    model, info = checkpoint.load(args.checkpoint, args.device)
+    report = {}
+    for split in args.splits:
+        examples = load_examples(args.data / split, info.feature_config)
+        scores = evaluate(model, examples, info.feature_config.frame_seconds * model.config.stride)
+        report[split] = {"utterances": len(examples), "cer": round(scores["cer"], 4), "wer": round(scores["wer"], 4)}
+    print(json.dumps(report, indent=2))
+
+
+def _override(text: str) -> tuple[str, int | float]:
+    """``name=value`` for one ModelConfig field."""
+    name, _, value = text.partition("=")
+    known = {f.name: f.type for f in dataclasses.fields(checkpoint.ModelConfig)}
+    if name not in known or not value:
+        raise argparse.ArgumentTypeError(f"expected FIELD=VALUE with FIELD one of {', '.join(known)}")
+    return name, float(value) if name == "dropout" else int(value)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
+    commands = parser.add_subparsers(required=True, metavar="SUBCOMMAND")
+
+    p = commands.add_parser("corpus", help="synthesise a corpus in the LibriSpeech layout with espeak-ng")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--train", type=int, default=4000, help="train utterances (default %(default)s)")
+    p.add_argument("--dev", type=int, default=200)
+    p.add_argument("--test", type=int, default=200)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--jobs", type=int, default=os.cpu_count())
+    p.set_defaults(run=_corpus)
+
+    p = commands.add_parser("train", help="train a model on DATA/train (scored on DATA/dev) and write a checkpoint")
+    p.add_argument("--data", type=Path, required=True, help="a folder with train/ (and dev/) in the LibriSpeech layout")
+    p.add_argument("--out", type=Path, required=True, help="checkpoint to write (.safetensors)")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="small")
+    p.add_argument(
+        "--set",
+        type=_override,
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override one model config field of the preset, e.g. --set rnn_hidden=384",
+    )
+    defaults = TrainConfig()
+    p.add_argument("--epochs", type=int, default=defaults.epochs)
+    p.add_argument("--max-frames", type=int, default=defaults.max_frames, help="padded frames per batch")
+    p.add_argument("--lr", type=float, default=defaults.lr, help="peak learning rate")
+    p.add_argument("--seed", type=int, default=defaults.seed)
+    p.add_argument("--device", default=defaults.device, help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--no-spec-augment", action="store_true")
+    p.set_defaults(run=_train)
+
+    p = commands.add_parser("evaluate", help="greedy CER and WER of a checkpoint on corpus splits")
+    p.add_argument("--checkpoint", type=Path, default=checkpoint.DEFAULT_CHECKPOINT)
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--splits", nargs="+", default=["dev", "test"])
+    p.add_argument("--device", default="auto")
+    p.set_defaults(run=_evaluate)
+
+    args = parser.parse_args(argv)
+    args.run(args)
+
+
+if __name__ == "__main__":
+    main()
