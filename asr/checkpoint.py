@@ -85,17 +85,18 @@ def read_info(path: Path | str) -> CheckpointInfo:
         raise CheckpointError(
             f"{path}: checkpoint format version {version} is not supported; this build reads version {FORMAT_VERSION}"
         )
-    alphabet = json.loads(header["alphabet"])
-    if alphabet != ALPHABET:
-        raise CheckpointError(f"{path}: the checkpoint's alphabet {alphabet!r} differs from this build's {ALPHABET!r}")
     try:
+        alphabet = json.loads(header["alphabet"])
         model_config = ModelConfig.from_dict(json.loads(header["model_config"]))
         feature_config = FeatureConfig(**json.loads(header["feature_config"]))
-    except (KeyError, TypeError, ValueError) as error:
-        raise CheckpointError(f"{path}: invalid config in the header: {error}") from None
-    return CheckpointInfo(
-        model_config, feature_config, alphabet, json.loads(header.get("provenance", "{}")), FORMAT_VERSION
-    )
+        provenance = json.loads(header.get("provenance", "{}"))
+    except KeyError as error:
+        raise CheckpointError(f"{path}: the header lacks {error}") from None
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(f"{path}: invalid header: {error}") from None
+    if alphabet != ALPHABET:
+        raise CheckpointError(f"{path}: the checkpoint's alphabet {alphabet!r} differs from this build's {ALPHABET!r}")
+    return CheckpointInfo(model_config, feature_config, alphabet, provenance, FORMAT_VERSION)
 
 
 def load(path: Path | str, device: torch.device | str = "cpu") -> tuple[AcousticModel, CheckpointInfo]:

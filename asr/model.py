@@ -8,6 +8,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
+from asr.features import FeatureConfig
 from asr.text import NUM_CLASSES
 
 
@@ -29,6 +30,10 @@ class ModelConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def frame_seconds(self, features: FeatureConfig) -> float:
+        """Seconds per output frame: the feature hop times the first convolution's time stride."""
+        return features.frame_seconds * self.stride
 
     @classmethod
     def from_dict(cls, values: dict) -> ModelConfig:

@@ -18,7 +18,7 @@ class Transcriber:
         self.info = info
         self.name = name
         self.device = next(model.parameters()).device
-        self.frame_seconds = info.feature_config.frame_seconds * model.config.stride
+        self.frame_seconds = model.config.frame_seconds(info.feature_config)
 
     @classmethod
     def from_checkpoint(cls, path: Path | str, device: torch.device | str = "auto") -> Transcriber:

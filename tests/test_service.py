@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -28,12 +29,12 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[str]:
+def server(tmp_path_factory) -> Iterator[str]:
     port = _free_port()
     env = {**os.environ, "ASR_HOST": "127.0.0.1", "ASR_PORT": str(port), "ASR_DEVICE": "cpu"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "service"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen([sys.executable, "-m", "service"], env=env, stdout=output, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -42,14 +43,17 @@ def server() -> Iterator[str]:
                 break
         except httpx.TransportError:
             if process.poll() is not None:
-                raise RuntimeError(process.stdout.read().decode()) from None
+                raise RuntimeError(log.read_text()) from None
             time.sleep(0.2)
     else:
         process.kill()
-        raise RuntimeError("the service did not come up within 60 s")
+        raise RuntimeError(f"the service did not come up within 60 s:\n{log.read_text()}")
+    assert "loaded" in log.read_text() and "parameters) on cpu" in log.read_text()
     yield url
     process.terminate()
-    assert process.wait(timeout=20) == 0, "the service did not shut down cleanly on SIGTERM"
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises it, so the exit status is the signal's.
+    assert process.wait(timeout=20) in (0, -signal.SIGTERM)
+    assert "Application shutdown complete" in log.read_text(), log.read_text()
 
 
 def test_health(server):
@@ -99,3 +103,21 @@ def test_missing_file_field_is_a_422_naming_it(server):
 def test_unknown_route_is_a_json_404(server):
     response = httpx.get(f"{server}/v1/nothing")
     assert response.status_code == 404 and response.json()["error"]["code"] == "http_error"
+
+
+def test_a_failure_inside_recognition_is_a_json_500_naming_it(monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from service.app import create_app
+    from service.settings import Settings
+
+    with TestClient(create_app(Settings(device="cpu")), raise_server_exceptions=False) as client:
+
+        def broken(audio):
+            raise RuntimeError("injected failure")
+
+        monkeypatch.setattr(client.app.state.transcriber, "transcribe", broken)
+        response = client.post("/v1/transcribe", files={"file": ("a.wav", speak("open the door"), "audio/wav")})
+        assert response.status_code == 500
+        assert response.json()["error"] == {"code": "internal_error", "message": "RuntimeError: injected failure"}
+        assert client.get("/health").status_code == 200

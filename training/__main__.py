@@ -51,7 +51,7 @@ def _evaluate(args: argparse.Namespace) -> None:
     report = {}
     for split in args.splits:
         examples = load_examples(args.data / split, info.feature_config)
-        scores = evaluate(model, examples, info.feature_config.frame_seconds * model.config.stride)
+        scores = evaluate(model, examples, model.config.frame_seconds(info.feature_config))
         report[split] = {"utterances": len(examples), "cer": round(scores["cer"], 4), "wer": round(scores["wer"], 4)}
     print(json.dumps(report, indent=2))
 

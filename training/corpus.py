@@ -11,12 +11,12 @@ on disk are kept, so an interrupted build resumes.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import random
 import shutil
 import subprocess
 from collections import defaultdict
 from dataclasses import asdict, dataclass
-from multiprocessing import Pool
 from pathlib import Path
 
 import soundfile
@@ -124,7 +124,9 @@ def build(root: Path, n_train: int, n_dev: int, n_test: int, seed: int = 0, jobs
     if shutil.which("espeak-ng") is None:
         raise RuntimeError("espeak-ng is not installed (Debian: apt-get install espeak-ng)")
     utterances = plan(n_train, n_dev, n_test, seed)
-    with Pool(jobs) as pool:
+    # Spawned, not forked, workers: a fork taken after torch has started its thread pool
+    # (as in any process that already ran a model) deadlocks inside the first torch call.
+    with multiprocessing.get_context("spawn").Pool(jobs) as pool:
         durations = dict(
             tqdm(
                 pool.imap_unordered(_write, [(u, root) for u in utterances], chunksize=8),

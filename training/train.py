@@ -90,7 +90,7 @@ def train(
     model = AcousticModel(config.model)
     model.set_feature_statistics(torch.cat([e.features for e in train_set], dim=1))
     model.to(device)
-    frame_seconds = config.features.frame_seconds * config.model.stride
+    frame_seconds = config.model.frame_seconds(config.features)
 
     epochs = [length_buckets(train_set, config.max_frames, rng) for _ in range(config.epochs)]
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
