@@ -24,7 +24,9 @@ def decode(data: bytes | Path | str) -> tuple[torch.Tensor, int]:
         source = data
     try:
         samples, sample_rate = soundfile.read(source, dtype="float32", always_2d=True)
-    except (soundfile.LibsndfileError, RuntimeError, TypeError) as error:
+    except soundfile.LibsndfileError as error:
+        raise AudioDecodeError(f"not a supported audio file ({error.error_string.rstrip('.')})") from None
+    except (RuntimeError, TypeError) as error:
         raise AudioDecodeError(f"could not decode the audio: {error}") from None
     if samples.shape[0] == 0:
         raise AudioDecodeError("the audio holds no samples")

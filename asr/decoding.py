@@ -29,11 +29,12 @@ class Transcript:
     words: list[Word] = field(default_factory=list)
 
 
-def greedy_decode(log_probs: torch.Tensor, frame_seconds: float) -> Transcript:
+def greedy_decode(log_probs: torch.Tensor, frame_seconds: float, duration: float | None = None) -> Transcript:
     """Best-path CTC decoding of one utterance's ``(frames, classes)`` log-probabilities.
 
     Each run of identical frame labels is one emitted symbol (blanks emit nothing); a
-    letter's time span is its run and its confidence the run's peak posterior.
+    letter's time span is its run and its confidence the run's peak posterior. The last
+    frame may reach past the audio's end; with ``duration``, word ends are clipped to it.
     """
     values, labels = log_probs.detach().float().cpu().max(dim=-1)
     labels, peaks = labels.numpy(), values.exp().numpy()
@@ -50,7 +51,8 @@ def greedy_decode(log_probs: torch.Tensor, frame_seconds: float) -> Transcript:
 
     def close_word() -> None:
         if letters:
-            words.append(Word("".join(letters), first * frame_seconds, last * frame_seconds, confidence))
+            end = last * frame_seconds if duration is None else min(last * frame_seconds, duration)
+            words.append(Word("".join(letters), first * frame_seconds, end, confidence))
 
     for start, end, label, peak in zip(starts, ends, labels[starts], run_peaks, strict=True):
         if label == BLANK:
@@ -68,6 +70,11 @@ def greedy_decode(log_probs: torch.Tensor, frame_seconds: float) -> Transcript:
     return Transcript(" ".join(w.word for w in words), words)
 
 
-def greedy_decode_batch(log_probs: torch.Tensor, lengths: torch.Tensor, frame_seconds: float) -> list[Transcript]:
+def greedy_decode_batch(
+    log_probs: torch.Tensor, lengths: torch.Tensor, frame_seconds: float, durations: list[float] | None = None
+) -> list[Transcript]:
     """:func:`greedy_decode` for each utterance of a padded ``(batch, frames, classes)`` tensor."""
-    return [greedy_decode(lp[:n], frame_seconds) for lp, n in zip(log_probs, lengths.tolist(), strict=True)]
+    durations = durations or [None] * len(log_probs)
+    return [
+        greedy_decode(lp[:n], frame_seconds, d) for lp, n, d in zip(log_probs, lengths.tolist(), durations, strict=True)
+    ]

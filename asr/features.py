@@ -51,7 +51,8 @@ def prepare_waveform(waveform: torch.Tensor, sample_rate: int, config: FeatureCo
 
 
 @functools.lru_cache(maxsize=8)
-def _mel_filters(config: FeatureConfig, device: torch.device) -> torch.Tensor:
+def mel_filters(config: FeatureConfig, device: torch.device | str = "cpu") -> torch.Tensor:
+    """The ``(n_fft // 2 + 1, n_mels)`` filterbank; cached, since every clip uses the same one."""
     filters = AF.melscale_fbanks(
         config.n_fft // 2 + 1,
         config.f_min,
@@ -89,7 +90,7 @@ def log_mel(waveform: torch.Tensor, config: FeatureConfig = FeatureConfig()) -> 
         return_complex=True,
     )
     power = spectrum.real.square() + spectrum.imag.square()
-    mel = torch.matmul(power.transpose(1, 2), _mel_filters(config, flat.device)).transpose(1, 2)
+    mel = torch.matmul(power.transpose(1, 2), mel_filters(config, flat.device)).transpose(1, 2)
     return torch.log(mel + config.log_floor).reshape(*shape[:-1], config.n_mels, -1)
 
 

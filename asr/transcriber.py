@@ -30,4 +30,5 @@ class Transcriber:
         feats = [features(waveform.to(self.device), rate, self.info.feature_config) for waveform, rate in audio]
         batch, lengths = pad_batch(feats)
         log_probs, out_lengths = self.model(batch, lengths)
-        return greedy_decode_batch(log_probs, out_lengths, self.frame_seconds)
+        durations = [waveform.shape[-1] / rate for waveform, rate in audio]
+        return greedy_decode_batch(log_probs, out_lengths, self.frame_seconds, durations)

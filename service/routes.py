@@ -38,7 +38,7 @@ async def transcribe(
     [transcript] = await asyncio.to_thread(transcriber.transcribe, [(waveform, rate)])
     return Transcription(
         text=transcript.text,
-        duration=waveform.shape[-1] / rate,
+        duration=round(waveform.shape[-1] / rate, 3),
         words=[
             WordTiming(word=w.word, start=round(w.start, 3), end=round(w.end, 3), confidence=round(w.confidence, 4))
             for w in transcript.words

@@ -33,6 +33,12 @@ def test_word_times_and_confidences():
     assert dog.confidence == pytest.approx(0.9 * 0.5 * 0.9)
 
 
+def test_word_ends_are_clipped_to_the_audio_duration():
+    lp = posterior("_ab")
+    assert greedy_decode(lp, 0.02).words[0].end == pytest.approx(0.06)
+    assert greedy_decode(lp, 0.02, duration=0.05).words[0].end == pytest.approx(0.05)
+
+
 def test_leading_trailing_and_double_spaces_make_no_empty_words():
     transcript = greedy_decode(posterior("  a_ _  _b  "), 0.02)
     assert transcript.text == "a b"

@@ -67,7 +67,7 @@ def test_transcribes_a_spoken_wav_with_the_bundled_model(server):
     assert response.status_code == 200, response.text
     body = response.json()
     waveform, rate = decode(wav)
-    assert body["duration"] == pytest.approx(waveform.shape[-1] / rate)
+    assert body["duration"] == pytest.approx(waveform.shape[-1] / rate, abs=1e-3)
     assert body["model"] == "default"
     # The server answers exactly what the bundled model says in-process...
     [expected] = Transcriber.from_checkpoint(DEFAULT_CHECKPOINT, "cpu").transcribe([(waveform, rate)])
@@ -76,7 +76,7 @@ def test_transcribes_a_spoken_wav_with_the_bundled_model(server):
     assert cer([SENTENCE], [body["text"]]) <= 0.15, body["text"]
     words = body["words"]
     assert " ".join(w["word"] for w in words) == body["text"]
-    assert all(0 <= w["start"] < w["end"] <= body["duration"] + 0.02 and 0 < w["confidence"] <= 1 for w in words)
+    assert all(0 <= w["start"] < w["end"] <= body["duration"] and 0 < w["confidence"] <= 1 for w in words)
     assert [w["start"] for w in words] == sorted(w["start"] for w in words)
 
 
@@ -85,8 +85,8 @@ def test_non_audio_upload_is_a_clear_400(server):
         f"{server}/v1/transcribe", files={"file": ("notes.wav", b"these are not audio bytes", "audio/wav")}
     )
     assert response.status_code == 400
-    error = response.json()["error"]
-    assert error["code"] == "invalid_audio" and "notes.wav" in error["message"]
+    message = "notes.wav: not a supported audio file (Format not recognised)"
+    assert response.json()["error"] == {"code": "invalid_audio", "message": message}
 
 
 def test_empty_upload_is_a_clear_400(server):
