@@ -33,9 +33,3 @@ def decode(data: bytes | Path | str) -> tuple[torch.Tensor, int]:
     if not np.isfinite(samples).all():
         raise AudioDecodeError("the audio holds NaN or infinite samples")
     return torch.from_numpy(np.ascontiguousarray(samples.T)), int(sample_rate)
-
-
-def write_wav(path: Path | str, waveform: torch.Tensor, sample_rate: int) -> None:
-    """Write mono or ``(channels, samples)`` float audio as 16-bit PCM WAV."""
-    array = waveform.detach().cpu().numpy()
-    soundfile.write(str(path), array.T if array.ndim == 2 else array, sample_rate, subtype="PCM_16")

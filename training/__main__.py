@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 from asr import checkpoint
+from asr.model import ModelConfig
 from training import corpus
 from training.data import load_examples
 from training.plots import training_curves
@@ -59,7 +60,7 @@ def _evaluate(args: argparse.Namespace) -> None:
 def _override(text: str) -> tuple[str, int | float]:
     """``name=value`` for one ModelConfig field."""
     name, _, value = text.partition("=")
-    known = {f.name: f.type for f in dataclasses.fields(checkpoint.ModelConfig)}
+    known = [f.name for f in dataclasses.fields(ModelConfig)]
     if name not in known or not value:
         raise argparse.ArgumentTypeError(f"expected FIELD=VALUE with FIELD one of {', '.join(known)}")
     return name, float(value) if name == "dropout" else int(value)

@@ -42,11 +42,10 @@ def read_transcripts(root: Path) -> list[tuple[str, Path, str]]:
     return items
 
 
-def load_examples(root: Path, config: FeatureConfig, limit: int | None = None) -> list[Example]:
+def load_examples(root: Path, config: FeatureConfig) -> list[Example]:
     """Decode and featurise a whole (small) corpus into memory."""
-    items = read_transcripts(root)[:limit]
     examples = []
-    for utterance_id, path, text in tqdm(items, desc=f"features {root.name}", unit="utt", leave=False):
+    for utterance_id, path, text in tqdm(read_transcripts(root), desc=f"features {root.name}", unit="utt", leave=False):
         waveform, rate = decode(path)
         examples.append(Example(utterance_id, features(waveform, rate, config), text, torch.tensor(encode(text))))
     return examples

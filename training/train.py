@@ -122,7 +122,7 @@ def train(
             losses.append(loss.item())
             result.steps += 1
             progress.update()
-            progress.set_postfix(epoch=epoch, loss=f"{loss.item():.3f}")
+            progress.set_postfix(epoch=epoch, loss=f"{losses[-1]:.3f}")
         entry = {"epoch": epoch, "steps": result.steps, "loss": sum(losses) / len(losses)}
         if dev_set:
             scores = evaluate(model, dev_set, frame_seconds)
