@@ -18,9 +18,10 @@ test: python-venv test-tools $(VENV)/.installed-test
 python-venv:
 	@$(PYTHON) -c "import ensurepip" 2>/dev/null || { $(APT_INSTALL) python3-venv; }
 
-# The tests synthesise their audio with espeak-ng.
+# Offline speech for the corpus builder and the tests: four TTS engines, sox, and fortunes as text.
+TTS_PACKAGES := espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts sox fortunes
 test-tools:
-	@command -v espeak-ng >/dev/null || { $(APT_INSTALL) espeak-ng; }
+	@dpkg-query -W $(TTS_PACKAGES) >/dev/null 2>&1 || { $(APT_INSTALL) $(TTS_PACKAGES); }
 
 $(VENV)/.installed-run: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
