@@ -97,7 +97,7 @@ def _year_to_words(n: int) -> str:
     return f"{number_to_words(high)} {'oh ' + _ONES[low] if low < 10 else number_to_words(low)}"
 
 
-_ABBREVIATIONS = {
+ABBREVIATIONS = {
     "mr": "mister",
     "mrs": "missus",
     "ms": "miss",
@@ -124,7 +124,7 @@ _CURRENCIES = {
     "€": ("euro", "euros", "cent", "cents"),
 }
 
-_ABBREVIATION_RE = re.compile(r"\b(" + "|".join(_ABBREVIATIONS) + r")\.(?=\s|$)", re.IGNORECASE)
+_ABBREVIATION_RE = re.compile(r"\b(" + "|".join(ABBREVIATIONS) + r")\.(?=\s|$)", re.IGNORECASE)
 _NUMBER_ABBREVIATION_RE = re.compile(r"\bno\.(?=\s*\d)", re.IGNORECASE)
 _CURRENCY_RE = re.compile(r"([$£€])\s?(\d[\d,]*)(?:\.(\d{1,2}))?\b")
 _ORDINAL_RE = re.compile(r"\b(\d+)(st|nd|rd|th)\b", re.IGNORECASE)
@@ -162,7 +162,7 @@ def normalise(text: str) -> str:
     text = unicodedata.normalize("NFKD", text.translate(_APOSTROPHES))
     text = "".join(c for c in text if not unicodedata.combining(c))
     text = _NUMBER_ABBREVIATION_RE.sub("number", text)
-    text = _ABBREVIATION_RE.sub(lambda m: _ABBREVIATIONS[m.group(1).lower()], text)
+    text = _ABBREVIATION_RE.sub(lambda m: ABBREVIATIONS[m.group(1).lower()], text)
     text = _CURRENCY_RE.sub(_currency, text)
     text = _ORDINAL_RE.sub(lambda m: f" {ordinal_to_words(int(m.group(1)))} ", text)
     text = _DECIMAL_RE.sub(

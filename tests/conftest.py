@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
+import soundfile
 import torch
 
 from asr.audio import decode
-from training.corpus import Utterance, synthesise
+from training.voices import Prosody, Voice, synthesise
 
 
-def speak(text: str, voice: str = "en-us", rate: int = 150, pitch: int = 50) -> bytes:
-    """WAV bytes (22.05 kHz mono) of ``text`` spoken by espeak-ng."""
-    return synthesise(Utterance("0-0-0", "test", voice, text, rate=rate, pitch=pitch, amplitude=100))
+def speak(text: str, voice: str = "en-us", rate: int = 150) -> bytes:
+    """WAV bytes (22.05 kHz mono, 16-bit) of ``text`` spoken by espeak-ng at ``rate`` words per minute."""
+    waveform, sample_rate = synthesise(Voice("espeak-ng", voice, "male"), text, Prosody(rate=rate / 175))
+    buffer = io.BytesIO()
+    soundfile.write(buffer, waveform[0].numpy(), sample_rate, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
 
 
 @pytest.fixture(autouse=True)

@@ -13,8 +13,7 @@ from asr.features import FeatureConfig, features
 from asr.text import encode
 from asr.transcriber import Transcriber
 from tests.conftest import speak
-from training import corpus
-from training.data import Example, load_examples, read_transcripts
+from training.data import Example
 from training.metrics import cer, edit_distance, wer
 from training.train import PRESETS, TrainConfig, train
 
@@ -51,40 +50,6 @@ def test_overfit_a_handful_of_utterances_to_zero_cer(tmp_path):
     audio = [decode(speak(text, voice=["en-us", "en-gb"][i % 2])) for i, text in enumerate(OVERFIT_TEXTS)]
     assert [t.text for t in transcriber.transcribe(audio)] == OVERFIT_TEXTS
     assert checkpoint.read_info(out).provenance["steps"] == result.steps == 500
-
-
-def test_corpus_layout_is_librispeech_and_test_voices_are_unseen(tmp_path):
-    manifest = corpus.build(tmp_path, n_train=12, n_dev=3, n_test=3, seed=7, jobs=2)
-    rows = [json.loads(line) for line in manifest.read_text().splitlines()]
-    assert [r["split"] for r in rows].count("train") == 12
-    texts = {split: {r["text"] for r in rows if r["split"] == split} for split in ("train", "dev", "test")}
-    assert not texts["train"] & texts["dev"] and not texts["train"] & texts["test"]
-    train_voices = {r["voice"] for r in rows if r["split"] == "train"}
-    assert all(
-        r["voice"].startswith(corpus.HELD_OUT_ACCENT) and r["voice"] not in train_voices
-        for r in rows
-        if r["split"] == "test"
-    )
-    items = read_transcripts(tmp_path / "train")
-    assert len(items) == 12
-    for utterance_id, path, text in items:
-        speaker, chapter, _ = utterance_id.split("-")
-        assert path == tmp_path / "train" / speaker / chapter / f"{utterance_id}.flac"
-        assert (path.parent / f"{speaker}-{chapter}.trans.txt").exists()
-        assert text == next(r["text"] for r in rows if r["id"] == utterance_id)
-    examples = load_examples(tmp_path / "dev", FeatureConfig())
-    assert len(examples) == 3 and all(e.features.shape[0] == 128 for e in examples)
-
-
-def test_corpus_is_deterministic_and_resumes(tmp_path):
-    first = corpus.build(tmp_path / "a", 6, 1, 1, seed=3, jobs=2).read_text()
-    path = corpus.plan(6, 1, 1, seed=3)[0].path(tmp_path / "a")
-    audio = path.read_bytes()
-    path.unlink()  # an interrupted build: one file missing
-    assert corpus.build(tmp_path / "a", 6, 1, 1, seed=3, jobs=2).read_text() == first
-    assert path.read_bytes() == audio
-    assert corpus.build(tmp_path / "b", 6, 1, 1, seed=3, jobs=1).read_text() == first
-    assert corpus.build(tmp_path / "c", 6, 1, 1, seed=4, jobs=1).read_text() != first
 
 
 def test_command_line_builds_trains_and_evaluates(tmp_path):

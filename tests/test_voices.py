@@ -1,4 +1,5 @@
 import pytest
+import torch
 import torchaudio.functional as AF
 
 from asr.features import prepare_waveform
@@ -21,9 +22,10 @@ def test_every_engine_is_installed_with_both_sexes_present():
 
 
 @pytest.mark.parametrize("voice", _one_voice_per_engine(), ids=lambda v: v.id)
-def test_each_engine_speaks_and_obeys_rate_and_volume(voice):
+def test_each_engine_speaks_deterministically_and_obeys_rate_and_volume(voice):
     text = "a visit to a strange place will bring fresh work"
     normal, rate = synthesise(voice, text)
+    assert torch.equal(synthesise(voice, text)[0], normal)
     mono = prepare_waveform(normal, rate)
     assert 1.0 < mono.numel() / 16000 < 6.0
     assert mono.abs().max() > 0.05  # not silence

@@ -17,7 +17,16 @@ from training.train import PRESETS, TrainConfig, evaluate, train
 
 
 def _corpus(args: argparse.Namespace) -> None:
-    manifest = corpus.build(args.out, args.train, args.dev, args.test, seed=args.seed, jobs=args.jobs)
+    manifest = corpus.build(
+        args.out,
+        args.train,
+        args.dev,
+        args.test,
+        seed=args.seed,
+        jobs=args.jobs,
+        text_source=args.text,
+        held_out=tuple(args.hold_out),
+    )
     print(f"wrote {manifest}")
 
 
@@ -70,13 +79,26 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
     commands = parser.add_subparsers(required=True, metavar="SUBCOMMAND")
 
-    p = commands.add_parser("corpus", help="synthesise a corpus in the LibriSpeech layout with espeak-ng")
+    p = commands.add_parser("corpus", help="synthesise a corpus in the LibriSpeech layout with offline TTS")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--train", type=int, default=4000, help="train utterances (default %(default)s)")
     p.add_argument("--dev", type=int, default=200)
     p.add_argument("--test", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--jobs", type=int, default=os.cpu_count())
+    p.add_argument(
+        "--text",
+        choices=["fortunes", "commands"],
+        default="fortunes",
+        help="natural sentences from Debian's fortunes, or the vertical slice's command grammar",
+    )
+    p.add_argument(
+        "--hold-out",
+        nargs="+",
+        default=list(corpus.DEFAULT_HELD_OUT),
+        metavar="VOICE",
+        help="voices (ENGINE:NAME) heard only in the test split (default: %(default)s)",
+    )
     p.set_defaults(run=_corpus)
 
     p = commands.add_parser("train", help="train a model on DATA/train (scored on DATA/dev) and write a checkpoint")

@@ -154,9 +154,12 @@ def _piper_voice(name: str):
 def _piper(voice: Voice, text: str, prosody: Prosody) -> bytes:
     from piper import SynthesisConfig
 
+    # VITS samples noise inside the ONNX graph, out of any seed's reach: without it the voice is
+    # deterministic, and prosody and the corpus effects supply the variety instead.
+    config = SynthesisConfig(length_scale=1 / prosody.rate, noise_scale=0.0, noise_w_scale=0.0)
     buffer = io.BytesIO()
     with wave.open(buffer, "wb") as out:
-        _piper_voice(voice.name).synthesize_wav(text, out, syn_config=SynthesisConfig(length_scale=1 / prosody.rate))
+        _piper_voice(voice.name).synthesize_wav(text, out, syn_config=config)
     return buffer.getvalue()
 
 
