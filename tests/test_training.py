@@ -13,6 +13,7 @@ from asr.features import FeatureConfig, features
 from asr.text import encode
 from asr.transcriber import Transcriber
 from tests.conftest import speak
+from training import corpus, evaluation
 from training.data import Example
 from training.metrics import cer, edit_distance, wer
 from training.train import PRESETS, TrainConfig, train
@@ -57,33 +58,23 @@ def test_command_line_builds_trains_and_evaluates(tmp_path):
     data, out = tmp_path / "corpus", tmp_path / "run" / "model.safetensors"
     run = functools.partial(subprocess.run, check=True, capture_output=True, text=True)
     run([sys.executable, "-m", "training", "corpus", "--out", data, "--train", "6", "--dev", "2", "--test", "2"])
-    run(
-        [
-            sys.executable,
-            "-m",
-            "training",
-            "train",
-            "--data",
-            data,
-            "--out",
-            out,
-            "--preset",
-            "tiny",
-            "--set",
-            "rnn_hidden=64",
-            "--epochs",
-            "2",
-            "--device",
-            "cpu",
-        ]
-    )
+    train_command = "train --data {} --out {} --preset tiny --set rnn_hidden=64 --epochs 2 --device cpu"
+    trained = run([sys.executable, "-m", "training", *train_command.format(data, out).split()])
+    assert "model: 162,173 parameters (tiny preset)" in trained.stdout
     info = checkpoint.read_info(out)
     assert info.model_config.rnn_hidden == 64 and info.model_config.cnn_channels == PRESETS["tiny"].cnn_channels
     assert info.provenance["train_utterances"] == 6 and info.provenance["epoch"] in (1, 2)
+    assert info.provenance["command"] == "python -m training " + train_command.format(data, out)
     assert out.with_suffix(".png").read_bytes().startswith(b"\x89PNG")
-    report = json.loads(run([sys.executable, "-m", "training", "evaluate", "--checkpoint", out, "--data", data]).stdout)
+    assert len(out.with_suffix(".csv").read_text().splitlines()) == 3  # header and two epochs
+    report = json.loads(
+        run([sys.executable, "-m", "training", "evaluate", out, data, "--report", tmp_path / "r.json"]).stdout
+    )
     assert report["dev"]["utterances"] == 2 and report["test"]["utterances"] == 2
-    assert 0 <= report["test"]["cer"] <= 1.5
+    assert set(report["test"]["by_voice"]) <= set(corpus.DEFAULT_HELD_OUT)
+    assert sum(v["utterances"] for v in report["test"]["by_voice"].values()) == 2
+    rows = json.loads((tmp_path / "r.json").read_text())["utterances"]
+    assert [r["split"] for r in rows] == ["dev", "dev", "test", "test"] and all(r["voice"] for r in rows)
 
 
 def test_bad_override_is_refused_by_name(tmp_path):
@@ -93,3 +84,59 @@ def test_bad_override_is_refused_by_name(tmp_path):
         text=True,
     )
     assert result.returncode == 2 and "FIELD one of n_mels" in result.stderr
+
+
+def test_resume_continues_exactly_where_an_interrupted_run_stopped(tmp_path):
+    """Stopping after 5 steps and resuming ends with the very parameters of an uninterrupted run."""
+    examples = []
+    for i, text in enumerate(OVERFIT_TEXTS * 2):
+        waveform, rate = decode(speak(text, rate=140 + 10 * i))
+        examples.append(Example(str(i), features(waveform, rate), text, torch.tensor(encode(text))))
+    config = TrainConfig(model=PRESETS["tiny"], epochs=3, max_frames=700, device="cpu", checkpoint_every=2)
+    dev = examples[:2]
+    whole, whole_result = train(config, examples, dev, out=tmp_path / "whole" / "m.safetensors")
+    out = tmp_path / "split" / "m.safetensors"
+    _, first = train(config, examples, dev, out=out, stop_after_steps=5)
+    assert not first.finished and first.steps == 5
+    resumed, second = train(config, examples, dev, out=out, resume=True)
+    assert second.finished and second.steps == whole_result.steps > 5
+    for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    strip = [{k: v for k, v in e.items() if k != "audio_seconds_per_second"} for e in second.history]
+    assert strip == [{k: v for k, v in e.items() if k != "audio_seconds_per_second"} for e in whole_result.history]
+    assert out.with_suffix(".csv").read_text().splitlines()[0].startswith("epoch,steps,loss")
+    assert any(out.with_name("m.tensorboard").iterdir())
+    with pytest.raises(ValueError, match=r"other settings \(lr\)"):
+        train(dataclasses.replace(config, lr=1e-4), examples, dev, out=out, resume=True)
+
+
+def test_report_rates_match_hand_counts():
+    def row(split, voice, reference, hypothesis):
+        return {
+            "split": split,
+            "voice": voice,
+            "sex": None,
+            "reference": reference,
+            "hypothesis": hypothesis,
+            "char_errors": edit_distance(reference, hypothesis),
+            "chars": len(reference),
+            "word_errors": edit_distance(reference.split(), hypothesis.split()),
+            "words": len(reference.split()),
+        }
+
+    rows = [
+        row("test", "a", "the cat sat", "the bat sat"),  # 1 char of 11, 1 word of 3
+        row("test", "b", "on the mat", "on the mat today"),  # 6 chars of 10, 1 word of 3
+        row("dev", "a", "hello", ""),
+    ]  # 5 chars of 5, 1 word of 1
+    result = evaluation.report(rows)
+    assert result["test"] == {
+        "utterances": 2,
+        "cer": round(7 / 21, 4),
+        "wer": round(2 / 6, 4),
+        "by_voice": {
+            "a": {"utterances": 1, "cer": round(1 / 11, 4), "wer": round(1 / 3, 4)},
+            "b": {"utterances": 1, "cer": 0.6, "wer": round(1 / 3, 4)},
+        },
+    }
+    assert result["dev"]["cer"] == 1.0 and result["dev"]["wer"] == 1.0 and "by_sex" not in result["dev"]

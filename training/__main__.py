@@ -6,14 +6,15 @@ import argparse
 import dataclasses
 import json
 import os
+import sys
 from pathlib import Path
 
 from asr import checkpoint
-from asr.model import ModelConfig
-from training import corpus
+from asr.model import AcousticModel, ModelConfig
+from training import corpus, evaluation
 from training.data import load_examples
 from training.plots import training_curves
-from training.train import PRESETS, TrainConfig, evaluate, train
+from training.train import PRESETS, TrainConfig, train
 
 
 def _corpus(args: argparse.Namespace) -> None:
@@ -40,7 +41,9 @@ def _train(args: argparse.Namespace) -> None:
         spec_augment=not args.no_spec_augment,
         seed=args.seed,
         device=args.device,
+        checkpoint_every=args.checkpoint_every,
     )
+    print(f"model: {AcousticModel(model).num_parameters():,} parameters ({args.preset} preset)")
     train_set = load_examples(args.data / "train", config.features)
     dev_set = load_examples(args.data / "dev", config.features) if (args.data / "dev").is_dir() else None
     provenance = {
@@ -50,7 +53,14 @@ def _train(args: argparse.Namespace) -> None:
         "train_hours": round(sum(e.features.shape[-1] for e in train_set) * config.features.frame_seconds / 3600, 3),
         "dev_utterances": len(dev_set or []),
     }
-    _, result = train(config, train_set, dev_set, out=args.out, provenance=provenance)
+    provenance["command"] = "python -m training " + " ".join(sys.argv[1:])
+    stop = args.stop_after_minutes * 60 if args.stop_after_minutes else None
+    _, result = train(
+        config, train_set, dev_set, out=args.out, provenance=provenance, resume=args.resume, stop_after_seconds=stop
+    )
+    if not result.finished:
+        print(f"stopped at step {result.steps}; continue with the same command plus --resume")
+        return
     curves = args.out.with_suffix(".png")
     training_curves(result.history, curves)
     print(f"{result.steps} steps in {result.seconds:.0f} s; wrote {args.out} and {curves}")
@@ -58,12 +68,13 @@ def _train(args: argparse.Namespace) -> None:
 
 def _evaluate(args: argparse.Namespace) -> None:
     model, info = checkpoint.load(args.checkpoint, args.device)
-    report = {}
-    for split in args.splits:
-        examples = load_examples(args.data / split, info.feature_config)
-        scores = evaluate(model, examples, model.config.frame_seconds(info.feature_config))
-        report[split] = {"utterances": len(examples), "cer": round(scores["cer"], 4), "wer": round(scores["wer"], 4)}
-    print(json.dumps(report, indent=2))
+    rows = evaluation.score(model, info.feature_config, *evaluation.splits_of(args.data, args.splits))
+    summary = evaluation.report(rows)
+    print(json.dumps(summary, indent=2))
+    if args.report:
+        args.report.write_text(
+            json.dumps({"checkpoint": str(args.checkpoint), "summary": summary, "utterances": rows}, indent=1)
+        )
 
 
 def _override(text: str) -> tuple[str, int | float]:
@@ -120,12 +131,22 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=defaults.seed)
     p.add_argument("--device", default=defaults.device, help="auto, cpu, cuda or cuda:N")
     p.add_argument("--no-spec-augment", action="store_true")
+    p.add_argument(
+        "--checkpoint-every", type=int, default=defaults.checkpoint_every, help="steps between resume states"
+    )
+    p.add_argument("--resume", action="store_true", help="continue exactly from OUT's resume state (OUT.state.pt)")
+    p.add_argument("--stop-after-minutes", type=float, help="save a resume state and stop after this long")
     p.set_defaults(run=_train)
 
-    p = commands.add_parser("evaluate", help="greedy CER and WER of a checkpoint on corpus splits")
-    p.add_argument("--checkpoint", type=Path, default=checkpoint.DEFAULT_CHECKPOINT)
-    p.add_argument("--data", type=Path, required=True)
-    p.add_argument("--splits", nargs="+", default=["dev", "test"])
+    p = commands.add_parser("evaluate", help="greedy CER and WER of a checkpoint, per split and per voice")
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument(
+        "data",
+        type=Path,
+        help="a corpus root with split folders, one LibriSpeech-layout folder, or a corpus manifest.jsonl",
+    )
+    p.add_argument("--splits", nargs="+", default=["dev", "test"], help="split folders to score (default: %(default)s)")
+    p.add_argument("--report", type=Path, help="write every utterance's reference, hypothesis and errors here (JSON)")
     p.add_argument("--device", default="auto")
     p.set_defaults(run=_evaluate)
 

@@ -1,10 +1,17 @@
-"""The training loop: length-bucketed CTC training with AdamW and a one-cycle schedule."""
+"""The training loop: length-bucketed CTC training with AdamW and a one-cycle schedule.
+
+Every epoch's batches are fixed up front from the seed, so the run is one flat list of
+steps; a resume state (model, optimizer, scheduler, RNGs, position in that list) written
+every ``checkpoint_every`` steps lets ``resume=True`` continue exactly where it stopped.
+"""
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import datetime
 import json
+import platform
 import random
 import time
 from dataclasses import dataclass, field
@@ -15,13 +22,12 @@ from tqdm import tqdm
 
 import asr
 from asr import checkpoint
-from asr.decoding import greedy_decode_batch
 from asr.features import FeatureConfig, pad_batch
 from asr.model import AcousticModel, ModelConfig
 from asr.text import BLANK
 from training.augment import spec_augment
 from training.data import Example, length_buckets
-from training.metrics import cer, wer
+from training.evaluation import evaluate
 
 PRESETS = {
     "reference": ModelConfig(),
@@ -49,6 +55,8 @@ class TrainConfig:
     spec_augment: bool = True
     seed: int = 0
     device: str = "auto"
+    checkpoint_every: int = 200
+    """Steps between resume states (one is also written at every epoch's end)."""
 
 
 @dataclass
@@ -57,22 +65,31 @@ class TrainResult:
     seconds: float
     history: list[dict] = field(default_factory=list)
     """One entry per epoch: mean training loss and, with a dev set, dev CER and WER."""
+    finished: bool = True
+    """False when a stop limit ended this run early; ``resume=True`` continues it."""
 
 
-@torch.no_grad()
-def evaluate(model: AcousticModel, examples: list[Example], frame_seconds: float, max_frames: int = 24000) -> dict:
-    """Greedy CER and WER of ``model`` on ``examples``, and the hypotheses."""
-    model.eval()
-    device = next(model.parameters()).device
-    hypotheses: dict[str, str] = {}
-    for batch in length_buckets(examples, max_frames, random.Random(0)):
-        feats, lengths = pad_batch([e.features for e in batch])
-        log_probs, out_lengths = model(feats.to(device), lengths)
-        for example, transcript in zip(batch, greedy_decode_batch(log_probs, out_lengths, frame_seconds), strict=True):
-            hypotheses[example.id] = transcript.text
-    references = [e.text for e in examples]
-    ordered = [hypotheses[e.id] for e in examples]
-    return {"cer": cer(references, ordered), "wer": wer(references, ordered), "hypotheses": ordered}
+def state_path(out: Path) -> Path:
+    """Where the resume state of a run writing ``out`` lives."""
+    return out.with_name(out.stem + ".state.pt")
+
+
+def _jsonable(config: TrainConfig) -> dict:
+    return json.loads(json.dumps(dataclasses.asdict(config), default=str))
+
+
+def _hardware(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+
+
+def _write_csv(history: list[dict], path: Path) -> None:
+    columns = list(dict.fromkeys(key for entry in history for key in entry))
+    with path.open("w", newline="") as out:
+        writer = csv.DictWriter(out, columns)
+        writer.writeheader()
+        writer.writerows(history)
 
 
 def train(
@@ -81,8 +98,16 @@ def train(
     dev_set: list[Example] | None = None,
     out: Path | None = None,
     provenance: dict | None = None,
+    resume: bool = False,
+    stop_after_steps: int | None = None,
+    stop_after_seconds: float | None = None,
 ) -> tuple[AcousticModel, TrainResult]:
-    """Train a fresh model; with ``out``, write the checkpoint with the best dev CER (or the last)."""
+    """Train a model; with ``out``, keep there the checkpoint with the best dev CER (or the last).
+
+    Beside ``out`` go the resume state, the per-epoch metrics as CSV and TensorBoard logs.
+    The stop limits end this call early (with a resume state written) so a long run can be
+    split into sittings.
+    """
     torch.manual_seed(config.seed)
     rng = random.Random(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
@@ -93,60 +118,130 @@ def train(
     frame_seconds = config.model.frame_seconds(config.features)
 
     epochs = [length_buckets(train_set, config.max_frames, rng) for _ in range(config.epochs)]
+    schedule = [(epoch, batch) for epoch, batches in enumerate(epochs, 1) for batch in batches]
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, config.lr, total_steps=sum(map(len, epochs)), pct_start=0.2
-    )
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, config.lr, total_steps=len(schedule), pct_start=0.2)
     ctc = torch.nn.CTCLoss(blank=BLANK, zero_infinity=True)
 
-    result = TrainResult(steps=0, seconds=0.0)
-    best_cer = float("inf")
+    state = {"step": 0, "best_cer": float("inf"), "history": [], "epoch_losses": [], "elapsed": 0.0}
+    if resume and out is not None and state_path(out).exists():
+        saved = torch.load(state_path(out), weights_only=True)
+        if saved["config"] != _jsonable(config):
+            differences = sorted(k for k in saved["config"] if saved["config"][k] != _jsonable(config)[k])
+            raise ValueError(f"cannot resume {state_path(out)}: its run used other settings ({', '.join(differences)})")
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        torch.set_rng_state(saved["torch_rng"])
+        generator.set_state(saved["augment_rng"])
+        if device.type == "cuda":
+            torch.cuda.set_rng_state_all(saved["cuda_rng"])
+        state = saved["progress"]
+
+    def save_state() -> None:
+        snapshot = {
+            "config": _jsonable(config),
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "augment_rng": generator.get_state(),
+            "progress": {**state, "elapsed": state["elapsed"] + time.perf_counter() - started},
+        }
+        if device.type == "cuda":
+            snapshot["cuda_rng"] = torch.cuda.get_rng_state_all()
+        temporary = state_path(out).with_suffix(".tmp")
+        torch.save(snapshot, temporary)
+        temporary.replace(state_path(out))
+
+    writer = None
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(str(out.with_suffix("")) + ".tensorboard", purge_step=state["step"] or None)
+
     started = time.perf_counter()
-    progress = tqdm(total=sum(map(len, epochs)), desc="training", unit="batch")
-    for epoch, batches in enumerate(epochs, 1):
-        model.train()
-        losses = []
-        for batch in batches:
-            feats, lengths = pad_batch([e.features for e in batch])
-            if config.spec_augment:
-                feats = spec_augment(feats, lengths, generator)
-            targets = torch.cat([e.targets for e in batch])
-            target_lengths = torch.tensor([len(e.targets) for e in batch])
-            log_probs, out_lengths = model(feats.to(device), lengths)
-            loss = ctc(log_probs.transpose(0, 1), targets.to(device), out_lengths, target_lengths.to(device))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            losses.append(loss.item())
-            result.steps += 1
-            progress.update()
-            progress.set_postfix(epoch=epoch, loss=f"{losses[-1]:.3f}")
-        entry = {"epoch": epoch, "steps": result.steps, "loss": sum(losses) / len(losses)}
-        if dev_set:
-            scores = evaluate(model, dev_set, frame_seconds)
-            entry.update(dev_cer=scores["cer"], dev_wer=scores["wer"])
-        result.history.append(entry)
-        progress.write(json.dumps(entry))
-        score = entry.get("dev_cer", -epoch)
-        if out is not None and score <= best_cer:
-            best_cer = score
-            meta = {
-                **(provenance or {}),
-                "steps": result.steps,
+    first_step = state["step"]
+    audio_seconds = 0.0
+    progress = tqdm(total=len(schedule), initial=first_step, desc="training", unit="batch")
+    model.train()
+    for step in range(first_step, len(schedule)):
+        epoch, batch = schedule[step]
+        feats, lengths = pad_batch([e.features for e in batch])
+        if config.spec_augment:
+            feats = spec_augment(feats, lengths, generator)
+        targets = torch.cat([e.targets for e in batch])
+        target_lengths = torch.tensor([len(e.targets) for e in batch])
+        log_probs, out_lengths = model(feats.to(device), lengths)
+        loss = ctc(log_probs.transpose(0, 1), targets.to(device), out_lengths, target_lengths.to(device))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        scheduler.step()
+
+        state["step"] = step + 1
+        state["epoch_losses"].append(loss.item())
+        audio_seconds += float(lengths.sum()) * config.features.frame_seconds
+        speed = audio_seconds / (time.perf_counter() - started)
+        lr = scheduler.get_last_lr()[0]
+        progress.update()
+        progress.set_postfix(
+            epoch=epoch, loss=f"{state['epoch_losses'][-1]:.3f}", lr=f"{lr:.2e}", audio_s_per_s=f"{speed:.1f}"
+        )
+        if writer:
+            writer.add_scalar("train/loss", state["epoch_losses"][-1], step + 1)
+            writer.add_scalar("train/lr", lr, step + 1)
+            writer.add_scalar("train/audio_seconds_per_second", speed, step + 1)
+
+        if step + 1 == len(schedule) or schedule[step + 1][0] != epoch:
+            entry = {
                 "epoch": epoch,
-                "metrics": entry,
-                "train_config": _jsonable(config),
-                "created": datetime.datetime.now(datetime.UTC).isoformat(),
-                "asr_version": asr.__version__,
-                "torch_version": torch.__version__,
+                "steps": step + 1,
+                "loss": sum(state["epoch_losses"]) / len(state["epoch_losses"]),
+                "audio_seconds_per_second": round(speed, 2),
             }
-            checkpoint.save(out, model, config.features, meta)
+            state["epoch_losses"] = []
+            if dev_set:
+                scores = evaluate(model, dev_set, frame_seconds)
+                entry.update(dev_cer=scores["cer"], dev_wer=scores["wer"])
+                model.train()
+            state["history"].append(entry)
+            progress.write(json.dumps(entry))
+            if out is not None:
+                _write_csv(state["history"], out.with_suffix(".csv"))
+                for key in ("dev_cer", "dev_wer"):
+                    if key in entry:
+                        writer.add_scalar(f"dev/{key[4:]}", entry[key], step + 1)
+                score = entry.get("dev_cer", -epoch)
+                if score <= state["best_cer"]:
+                    state["best_cer"] = score
+                    meta = {
+                        **(provenance or {}),
+                        "steps": step + 1,
+                        "epoch": epoch,
+                        "metrics": entry,
+                        "train_config": _jsonable(config),
+                        "hardware": _hardware(device),
+                        "train_seconds": round(state["elapsed"] + time.perf_counter() - started),
+                        "created": datetime.datetime.now(datetime.UTC).isoformat(),
+                        "asr_version": asr.__version__,
+                        "torch_version": torch.__version__,
+                    }
+                    checkpoint.save(out, model, config.features, meta)
+                save_state()
+        elif out is not None and (step + 1) % config.checkpoint_every == 0:
+            save_state()
+
+        out_of_steps = stop_after_steps is not None and step + 1 - first_step >= stop_after_steps
+        out_of_time = stop_after_seconds is not None and time.perf_counter() - started >= stop_after_seconds
+        if step + 1 < len(schedule) and (out_of_steps or out_of_time):
+            if out is not None:
+                save_state()
+            break
     progress.close()
-    result.seconds = time.perf_counter() - started
-    return model.eval(), result
-
-
-def _jsonable(config: TrainConfig) -> dict:
-    return json.loads(json.dumps(dataclasses.asdict(config), default=str))
+    if writer:
+        writer.close()
+    finished = state["step"] == len(schedule)
+    return model.eval(), TrainResult(state["step"], time.perf_counter() - started, state["history"], finished)

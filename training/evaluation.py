@@ -1,0 +1,99 @@
+"""Scoring checkpoints: corpus-level CER and WER, per utterance and broken down by voice."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+
+from asr.decoding import greedy_decode_batch
+from asr.features import FeatureConfig, pad_batch
+from asr.model import AcousticModel
+from training.data import Example, length_buckets, load_examples
+from training.metrics import cer, edit_distance, wer
+
+
+@torch.no_grad()
+def evaluate(model: AcousticModel, examples: list[Example], frame_seconds: float, max_frames: int = 24000) -> dict:
+    """Greedy CER and WER of ``model`` on ``examples``, and the hypotheses in the examples' order."""
+    model.eval()
+    device = next(model.parameters()).device
+    hypotheses: dict[str, str] = {}
+    for batch in length_buckets(examples, max_frames, random.Random(0)):
+        feats, lengths = pad_batch([e.features for e in batch])
+        log_probs, out_lengths = model(feats.to(device), lengths)
+        for example, transcript in zip(batch, greedy_decode_batch(log_probs, out_lengths, frame_seconds), strict=True):
+            hypotheses[example.id] = transcript.text
+    references = [e.text for e in examples]
+    ordered = [hypotheses[e.id] for e in examples]
+    return {"cer": cer(references, ordered), "wer": wer(references, ordered), "hypotheses": ordered}
+
+
+def splits_of(data: Path, names: list[str]) -> tuple[dict[str, Path], dict[str, dict]]:
+    """The folders to score and what a manifest says of each utterance.
+
+    ``data`` is a corpus root holding split folders, a single folder in the LibriSpeech
+    layout, or a corpus's ``manifest.jsonl``.
+    """
+    root = data.parent if data.suffix == ".jsonl" else data
+    manifest = data if data.suffix == ".jsonl" else data / "manifest.jsonl"
+    known = {}
+    if manifest.is_file():
+        known = {row["id"]: row for row in map(json.loads, manifest.read_text().splitlines())}
+    folders = {name: root / name for name in names if (root / name).is_dir()}
+    return (folders or {root.name: root}), known
+
+
+def score(
+    model: AcousticModel, features: FeatureConfig, folders: dict[str, Path], known: dict[str, dict]
+) -> list[dict]:
+    """One row per utterance: texts, edit counts and, where the manifest tells, voice and sex."""
+    rows = []
+    for split, folder in folders.items():
+        examples = load_examples(folder, features)
+        hypotheses = evaluate(model, examples, model.config.frame_seconds(features))["hypotheses"]
+        for example, hypothesis in zip(examples, hypotheses, strict=True):
+            about = known.get(example.id, {})
+            rows.append(
+                {
+                    "id": example.id,
+                    "split": split,
+                    "voice": about.get("voice"),
+                    "sex": about.get("sex"),
+                    "reference": example.text,
+                    "hypothesis": hypothesis,
+                    "char_errors": edit_distance(example.text, hypothesis),
+                    "chars": len(example.text),
+                    "word_errors": edit_distance(example.text.split(), hypothesis.split()),
+                    "words": len(example.text.split()),
+                }
+            )
+    return rows
+
+
+def summarise(rows: list[dict]) -> dict:
+    """Corpus-level rates: total edits over total reference length."""
+    return {
+        "utterances": len(rows),
+        "cer": round(sum(r["char_errors"] for r in rows) / max(1, sum(r["chars"] for r in rows)), 4),
+        "wer": round(sum(r["word_errors"] for r in rows) / max(1, sum(r["words"] for r in rows)), 4),
+    }
+
+
+def report(rows: list[dict]) -> dict:
+    """Per split: the summary, and per voice and sex where the manifest names them."""
+    result = {}
+    for split in dict.fromkeys(r["split"] for r in rows):
+        members = [r for r in rows if r["split"] == split]
+        result[split] = summarise(members)
+        for key in ("voice", "sex"):
+            groups: dict[str, list[dict]] = defaultdict(list)
+            for row in members:
+                if row[key] is not None:
+                    groups[row[key]].append(row)
+            if groups:
+                result[split][f"by_{key}"] = {name: summarise(group) for name, group in sorted(groups.items())}
+    return result
