@@ -28,7 +28,8 @@ def test_edit_distance_and_rates():
     assert wer(["the cat sat"], ["the cat sat down"]) == pytest.approx(1 / 3)
 
 
-def test_overfit_a_handful_of_utterances_to_zero_cer(tmp_path):
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_overfit_a_handful_of_utterances_to_zero_cer(tmp_path, precision):
     """Loss, features, alphabet, model and decoder are wired together: a small model memorises four clips."""
     config = FeatureConfig()
     examples = []
@@ -42,6 +43,7 @@ def test_overfit_a_handful_of_utterances_to_zero_cer(tmp_path):
         max_frames=100_000,
         spec_augment=False,
         device="cpu",
+        precision=precision,
     )
     out = tmp_path / "overfit.safetensors"
     model, result = train(train_config, examples, examples, out=out)

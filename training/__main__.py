@@ -42,6 +42,7 @@ def _train(args: argparse.Namespace) -> None:
         seed=args.seed,
         device=args.device,
         checkpoint_every=args.checkpoint_every,
+        precision=args.precision,
     )
     print(f"model: {AcousticModel(model).num_parameters():,} parameters ({args.preset} preset)")
     train_set = load_examples(args.data / "train", config.features)
@@ -133,6 +134,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--no-spec-augment", action="store_true")
     p.add_argument(
         "--checkpoint-every", type=int, default=defaults.checkpoint_every, help="steps between resume states"
+    )
+    p.add_argument(
+        "--precision",
+        choices=["fp32", "bf16", "fp16"],
+        default=defaults.precision,
+        help="autocast precision: bf16 on recent GPUs and AVX-512-BF16 CPUs, fp16 on older GPUs",
     )
     p.add_argument("--resume", action="store_true", help="continue exactly from OUT's resume state (OUT.state.pt)")
     p.add_argument("--stop-after-minutes", type=float, help="save a resume state and stop after this long")

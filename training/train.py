@@ -57,6 +57,8 @@ class TrainConfig:
     device: str = "auto"
     checkpoint_every: int = 200
     """Steps between resume states (one is also written at every epoch's end)."""
+    precision: str = "fp32"
+    """fp32, bf16 (autocast; CUDA, or CPUs with AVX-512 BF16) or fp16 (autocast with loss scaling; CUDA)."""
 
 
 @dataclass
@@ -72,6 +74,51 @@ class TrainResult:
 def state_path(out: Path) -> Path:
     """Where the resume state of a run writing ``out`` lives."""
     return out.with_name(out.stem + ".state.pt")
+
+
+class Optimisation:
+    """One training step, shared by :func:`train` and the throughput benchmark."""
+
+    def __init__(self, model: AcousticModel, config: TrainConfig, total_steps: int, device: torch.device):
+        if config.precision not in ("fp32", "bf16", "fp16"):
+            raise ValueError(f"precision must be fp32, bf16 or fp16, not {config.precision!r}")
+        self.model, self.config, self.device = model, config, device
+        self.optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            self.optimizer, config.lr, total_steps=total_steps, pct_start=0.2
+        )
+        self.scaler = torch.amp.GradScaler(device.type, enabled=config.precision == "fp16")
+        self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.precision)
+        self.ctc = torch.nn.CTCLoss(blank=BLANK, zero_infinity=True)
+
+    def step(
+        self, feats: torch.Tensor, lengths: torch.Tensor, targets: torch.Tensor, target_lengths: torch.Tensor
+    ) -> float:
+        with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
+            log_probs, out_lengths = self.model(feats.to(self.device), lengths)
+        loss = self.ctc(
+            log_probs.float().transpose(0, 1), targets.to(self.device), out_lengths, target_lengths.to(self.device)
+        )
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        return loss.item()
+
+    def state_dict(self) -> dict:
+        return {
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
 
 
 def _jsonable(config: TrainConfig) -> dict:
@@ -119,9 +166,7 @@ def train(
 
     epochs = [length_buckets(train_set, config.max_frames, rng) for _ in range(config.epochs)]
     schedule = [(epoch, batch) for epoch, batches in enumerate(epochs, 1) for batch in batches]
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, config.lr, total_steps=len(schedule), pct_start=0.2)
-    ctc = torch.nn.CTCLoss(blank=BLANK, zero_infinity=True)
+    optimisation = Optimisation(model, config, len(schedule), device)
 
     state = {"step": 0, "best_cer": float("inf"), "history": [], "epoch_losses": [], "elapsed": 0.0}
     if resume and out is not None and state_path(out).exists():
@@ -130,8 +175,7 @@ def train(
             differences = sorted(k for k in saved["config"] if saved["config"][k] != _jsonable(config)[k])
             raise ValueError(f"cannot resume {state_path(out)}: its run used other settings ({', '.join(differences)})")
         model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
+        optimisation.load_state_dict(saved["optimisation"])
         torch.set_rng_state(saved["torch_rng"])
         generator.set_state(saved["augment_rng"])
         if device.type == "cuda":
@@ -142,8 +186,7 @@ def train(
         snapshot = {
             "config": _jsonable(config),
             "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
+            "optimisation": optimisation.state_dict(),
             "torch_rng": torch.get_rng_state(),
             "augment_rng": generator.get_state(),
             "progress": {**state, "elapsed": state["elapsed"] + time.perf_counter() - started},
@@ -173,19 +216,13 @@ def train(
             feats = spec_augment(feats, lengths, generator)
         targets = torch.cat([e.targets for e in batch])
         target_lengths = torch.tensor([len(e.targets) for e in batch])
-        log_probs, out_lengths = model(feats.to(device), lengths)
-        loss = ctc(log_probs.transpose(0, 1), targets.to(device), out_lengths, target_lengths.to(device))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        optimizer.step()
-        scheduler.step()
+        loss = optimisation.step(feats, lengths, targets, target_lengths)
 
         state["step"] = step + 1
-        state["epoch_losses"].append(loss.item())
+        state["epoch_losses"].append(loss)
         audio_seconds += float(lengths.sum()) * config.features.frame_seconds
         speed = audio_seconds / (time.perf_counter() - started)
-        lr = scheduler.get_last_lr()[0]
+        lr = optimisation.scheduler.get_last_lr()[0]
         progress.update()
         progress.set_postfix(
             epoch=epoch, loss=f"{state['epoch_losses'][-1]:.3f}", lr=f"{lr:.2e}", audio_s_per_s=f"{speed:.1f}"
