@@ -11,7 +11,7 @@ from pathlib import Path
 
 from asr import checkpoint
 from asr.model import AcousticModel, ModelConfig
-from training import corpus, evaluation
+from training import corpus, distributed, evaluation
 from training.data import load_examples
 from training.plots import training_curves
 from training.train import PRESETS, TrainConfig, train
@@ -56,9 +56,16 @@ def _train(args: argparse.Namespace) -> None:
     }
     provenance["command"] = "python -m training " + " ".join(sys.argv[1:])
     stop = args.stop_after_minutes * 60 if args.stop_after_minutes else None
-    _, result = train(
-        config, train_set, dev_set, out=args.out, provenance=provenance, resume=args.resume, stop_after_seconds=stop
-    )
+    world, _ = distributed.join(args.device)
+    provenance["processes"] = world.size
+    try:
+        _, result = train(
+            config, train_set, dev_set, out=args.out, provenance=provenance, resume=args.resume, stop_after_seconds=stop
+        )
+    finally:
+        distributed.leave()
+    if not world.is_main:
+        return
     if not result.finished:
         print(f"stopped at step {result.steps}; continue with the same command plus --resume")
         return

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 import asr
@@ -25,6 +26,7 @@ from asr import checkpoint
 from asr.features import FeatureConfig, pad_batch
 from asr.model import AcousticModel, ModelConfig
 from asr.text import BLANK
+from training import distributed
 from training.augment import spec_augment
 from training.data import Example, length_buckets
 from training.evaluation import evaluate
@@ -79,26 +81,42 @@ def state_path(out: Path) -> Path:
 class Optimisation:
     """One training step, shared by :func:`train` and the throughput benchmark."""
 
-    def __init__(self, model: AcousticModel, config: TrainConfig, total_steps: int, device: torch.device):
+    def __init__(
+        self, model: torch.nn.Module, config: TrainConfig, total_steps: int, device: torch.device, world_size: int = 1
+    ):
         if config.precision not in ("fp32", "bf16", "fp16"):
             raise ValueError(f"precision must be fp32, bf16 or fp16, not {config.precision!r}")
-        self.model, self.config, self.device = model, config, device
+        self.model, self.config, self.device, self.world_size = model, config, device, world_size
         self.optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.OneCycleLR(
             self.optimizer, config.lr, total_steps=total_steps, pct_start=0.2
         )
         self.scaler = torch.amp.GradScaler(device.type, enabled=config.precision == "fp16")
         self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.precision)
-        self.ctc = torch.nn.CTCLoss(blank=BLANK, zero_infinity=True)
+        self.ctc = torch.nn.CTCLoss(blank=BLANK, reduction="none", zero_infinity=True)
 
     def step(
-        self, feats: torch.Tensor, lengths: torch.Tensor, targets: torch.Tensor, target_lengths: torch.Tensor
+        self,
+        feats: torch.Tensor,
+        lengths: torch.Tensor,
+        targets: torch.Tensor,
+        target_lengths: torch.Tensor,
+        global_batch_size: int | None = None,
     ) -> float:
+        """One update; returns this batch's mean loss (per utterance, per target symbol, as CTC's "mean").
+
+        Under DDP, ``global_batch_size`` counts the utterances of every rank's batch: scaling the
+        summed loss by world size over it makes DDP's gradient average the gradient of the
+        mean over the union of the batches, exactly what one process would compute on it.
+        """
         with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
             log_probs, out_lengths = self.model(feats.to(self.device), lengths)
-        loss = self.ctc(
-            log_probs.float().transpose(0, 1), targets.to(self.device), out_lengths, target_lengths.to(self.device)
+        target_lengths = target_lengths.to(self.device)
+        per_utterance = self.ctc(
+            log_probs.float().transpose(0, 1), targets.to(self.device), out_lengths, target_lengths
         )
+        per_utterance = per_utterance / target_lengths.clamp(min=1)
+        loss = per_utterance.sum() * self.world_size / (global_batch_size or len(per_utterance))
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.unscale_(self.optimizer)
@@ -106,7 +124,7 @@ class Optimisation:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
-        return loss.item()
+        return per_utterance.mean().item()
 
     def state_dict(self) -> dict:
         return {
@@ -152,21 +170,32 @@ def train(
     """Train a model; with ``out``, keep there the checkpoint with the best dev CER (or the last).
 
     Beside ``out`` go the resume state, the per-epoch metrics as CSV and TensorBoard logs.
+    Under torchrun every process trains its share of each step; the first one evaluates and writes.
     The stop limits end this call early (with a resume state written) so a long run can be
     split into sittings.
     """
+    world, device = distributed.join(config.device)
+    writes = out is not None and world.is_main
     torch.manual_seed(config.seed)
     rng = random.Random(config.seed)
-    generator = torch.Generator().manual_seed(config.seed)
-    device = checkpoint.resolve_device(config.device)
+    generator = torch.Generator().manual_seed(config.seed + world.rank)
     model = AcousticModel(config.model)
     model.set_feature_statistics(torch.cat([e.features for e in train_set], dim=1))
     model.to(device)
+    if world.size > 1:
+        torch.manual_seed(config.seed + world.rank)  # each rank its own dropout masks
+    trained = DistributedDataParallel(model) if world.size > 1 else model
     frame_seconds = config.model.frame_seconds(config.features)
 
+    # Every rank draws the same buckets; a step gives each rank one of ``world.size`` neighbours
+    # (an epoch's last few buckets that cannot go round are left out).
     epochs = [length_buckets(train_set, config.max_frames, rng) for _ in range(config.epochs)]
-    schedule = [(epoch, batch) for epoch, batches in enumerate(epochs, 1) for batch in batches]
-    optimisation = Optimisation(model, config, len(schedule), device)
+    schedule = [
+        (epoch, batches[i : i + world.size])
+        for epoch, batches in enumerate(epochs, 1)
+        for i in range(0, len(batches) - world.size + 1, world.size)
+    ]
+    optimisation = Optimisation(trained, config, len(schedule), device, world.size)
 
     state = {"step": 0, "best_cer": float("inf"), "history": [], "epoch_losses": [], "elapsed": 0.0}
     if resume and out is not None and state_path(out).exists():
@@ -198,7 +227,7 @@ def train(
         temporary.replace(state_path(out))
 
     writer = None
-    if out is not None:
+    if writes:
         out.parent.mkdir(parents=True, exist_ok=True)
         from torch.utils.tensorboard import SummaryWriter
 
@@ -207,20 +236,21 @@ def train(
     started = time.perf_counter()
     first_step = state["step"]
     audio_seconds = 0.0
-    progress = tqdm(total=len(schedule), initial=first_step, desc="training", unit="batch")
+    progress = tqdm(total=len(schedule), initial=first_step, desc="training", unit="step", disable=not world.is_main)
     model.train()
     for step in range(first_step, len(schedule)):
-        epoch, batch = schedule[step]
+        epoch, group = schedule[step]
+        batch = group[world.rank]
         feats, lengths = pad_batch([e.features for e in batch])
         if config.spec_augment:
             feats = spec_augment(feats, lengths, generator)
         targets = torch.cat([e.targets for e in batch])
         target_lengths = torch.tensor([len(e.targets) for e in batch])
-        loss = optimisation.step(feats, lengths, targets, target_lengths)
+        loss = optimisation.step(feats, lengths, targets, target_lengths, sum(map(len, group)))
 
         state["step"] = step + 1
         state["epoch_losses"].append(loss)
-        audio_seconds += float(lengths.sum()) * config.features.frame_seconds
+        audio_seconds += sum(e.features.shape[-1] for b in group for e in b) * config.features.frame_seconds
         speed = audio_seconds / (time.perf_counter() - started)
         lr = optimisation.scheduler.get_last_lr()[0]
         progress.update()
@@ -240,13 +270,14 @@ def train(
                 "audio_seconds_per_second": round(speed, 2),
             }
             state["epoch_losses"] = []
-            if dev_set:
+            if dev_set and world.is_main:
                 scores = evaluate(model, dev_set, frame_seconds)
                 entry.update(dev_cer=scores["cer"], dev_wer=scores["wer"])
                 model.train()
             state["history"].append(entry)
-            progress.write(json.dumps(entry))
-            if out is not None:
+            if world.is_main:
+                progress.write(json.dumps(entry))
+            if writes:
                 _write_csv(state["history"], out.with_suffix(".csv"))
                 for key in ("dev_cer", "dev_wer"):
                     if key in entry:
@@ -268,13 +299,13 @@ def train(
                     }
                     checkpoint.save(out, model, config.features, meta)
                 save_state()
-        elif out is not None and (step + 1) % config.checkpoint_every == 0:
+        elif writes and (step + 1) % config.checkpoint_every == 0:
             save_state()
 
         out_of_steps = stop_after_steps is not None and step + 1 - first_step >= stop_after_steps
         out_of_time = stop_after_seconds is not None and time.perf_counter() - started >= stop_after_seconds
-        if step + 1 < len(schedule) and (out_of_steps or out_of_time):
-            if out is not None:
+        if step + 1 < len(schedule) and distributed.anyone(world, out_of_steps or out_of_time):
+            if writes:
                 save_state()
             break
     progress.close()
