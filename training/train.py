@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
+from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 import asr
@@ -207,7 +208,7 @@ def train(
         optimisation.load_state_dict(saved["optimisation"])
         torch.set_rng_state(saved["torch_rng"])
         generator.set_state(saved["augment_rng"])
-        if device.type == "cuda":
+        if device.type == "cuda" and "cuda_rng" in saved:
             torch.cuda.set_rng_state_all(saved["cuda_rng"])
         state = saved["progress"]
 
@@ -229,8 +230,6 @@ def train(
     writer = None
     if writes:
         out.parent.mkdir(parents=True, exist_ok=True)
-        from torch.utils.tensorboard import SummaryWriter
-
         writer = SummaryWriter(str(out.with_suffix("")) + ".tensorboard", purge_step=state["step"] or None)
 
     started = time.perf_counter()
