@@ -117,7 +117,7 @@ def plan(
     n_test: int,
     seed: int = 0,
     text_source: str = "fortunes",
-    voices: list[Voice] | None = None,
+    voices: tuple[Voice, ...] | None = None,
     held_out: tuple[str, ...] = DEFAULT_HELD_OUT,
     config: AugmentConfig = AugmentConfig(),
 ) -> list[Utterance]:

@@ -75,9 +75,11 @@ FESTIVAL_VOICES = {"kal_diphone": "male", "ked_diphone": "male", "cmu_us_slt_arc
 PIPER_VOICES = {"joe": "male"}
 
 
+FESTIVAL_ROOT = Path("/usr/share/festival/voices")
+
+
 def _festival_voices() -> dict[str, str]:
-    roots = [Path("/usr/share/festival/voices")]
-    installed = {p.name for root in roots if root.is_dir() for p in root.glob("*/*")}
+    installed = {path.name for path in FESTIVAL_ROOT.glob("*/*")}
     return {name: sex for name, sex in FESTIVAL_VOICES.items() if name in installed}
 
 
@@ -90,8 +92,9 @@ def _piper_available() -> bool:
     return True
 
 
-def catalogue() -> list[Voice]:
-    """Every voice whose engine is installed here, in a fixed order."""
+@functools.cache
+def catalogue() -> tuple[Voice, ...]:
+    """Every voice whose engine is installed here, in a fixed order (looked up once per process)."""
     voices = []
     if shutil.which("espeak-ng"):
         voices += [
@@ -105,7 +108,7 @@ def catalogue() -> list[Voice]:
         voices += [Voice("festival", name, sex) for name, sex in _festival_voices().items()]
     if _piper_available():
         voices += [Voice("piper", name, sex) for name, sex in PIPER_VOICES.items()]
-    return voices
+    return tuple(voices)
 
 
 def _run(command: list[str], stdin: bytes | None = None) -> bytes:
