@@ -14,7 +14,7 @@ from asr.model import AcousticModel, ModelConfig
 from training import corpus, distributed, evaluation
 from training.data import load_examples
 from training.plots import training_curves
-from training.train import PRESETS, TrainConfig, train
+from training.train import PRECISIONS, PRESETS, TrainConfig, train
 
 
 def _corpus(args: argparse.Namespace) -> None:
@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.add_argument(
         "--precision",
-        choices=["fp32", "bf16", "fp16"],
+        choices=PRECISIONS,
         default=defaults.precision,
         help="autocast precision: bf16 on recent GPUs and AVX-512-BF16 CPUs, fp16 on older GPUs",
     )

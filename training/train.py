@@ -42,6 +42,7 @@ PRESETS = {
     ),
 }
 """Named model sizes: the reference for GPUs, smaller ones that train on a CPU."""
+PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 @dataclass
@@ -85,8 +86,8 @@ class Optimisation:
     def __init__(
         self, model: torch.nn.Module, config: TrainConfig, total_steps: int, device: torch.device, world_size: int = 1
     ):
-        if config.precision not in ("fp32", "bf16", "fp16"):
-            raise ValueError(f"precision must be fp32, bf16 or fp16, not {config.precision!r}")
+        if config.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {config.precision!r}")
         self.model, self.config, self.device, self.world_size = model, config, device, world_size
         self.optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.OneCycleLR(
