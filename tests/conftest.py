@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import pytest
 import soundfile
@@ -18,6 +19,20 @@ def speak(text: str, voice: str = "en-us", rate: int = 150) -> bytes:
     buffer = io.BytesIO()
     soundfile.write(buffer, waveform[0].numpy(), sample_rate, format="WAV", subtype="PCM_16")
     return buffer.getvalue()
+
+
+def write_chapter(folder: Path, speaker: int, chapter: int, clips: list[tuple[str, bytes]]) -> Path:
+    """``clips`` (text, audio) as one chapter in the LibriSpeech layout, FLAC and transcript, under ``folder``."""
+    chapter_dir = folder / str(speaker) / str(chapter)
+    chapter_dir.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for number, (text, audio) in enumerate(clips):
+        utterance = f"{speaker}-{chapter}-{number:04d}"
+        waveform, rate = decode(audio)
+        soundfile.write(chapter_dir / f"{utterance}.flac", waveform[0].numpy(), rate)
+        lines.append(f"{utterance} {text.upper()}\n")
+    (chapter_dir / f"{speaker}-{chapter}.trans.txt").write_text("".join(lines))
+    return folder
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,7 @@ import torch
 
 from asr.features import FeatureConfig
 from training import augment, corpus
-from training.data import load_examples, read_transcripts
+from training.data import FeatureDataset, load, read_transcripts
 from training.texts import fortune_sentences, sentences_from
 from training.voices import catalogue
 
@@ -27,8 +27,8 @@ def test_layout_is_librispeech_splits_are_disjoint_and_test_voices_unseen(tmp_pa
         speaker, chapter, _ = utterance_id.split("-")
         assert path == tmp_path / "train" / speaker / chapter / f"{utterance_id}.flac"
         assert text == next(r["text"] for r in rows if r["id"] == utterance_id)
-    examples = load_examples(tmp_path / "test", FeatureConfig())
-    assert len(examples) == 4 and all(e.features.shape[0] == 128 for e in examples)
+    examples = FeatureDataset(load([tmp_path / "test"], FeatureConfig()), FeatureConfig())
+    assert len(examples) == 4 and all(examples[i][0].shape[0] == 128 for i in range(4))
 
 
 def test_build_is_deterministic_and_resumes(tmp_path):

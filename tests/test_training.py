@@ -9,12 +9,11 @@ import torch
 
 from asr import checkpoint
 from asr.audio import decode
-from asr.features import FeatureConfig, features
-from asr.text import encode
+from asr.features import FeatureConfig
 from asr.transcriber import Transcriber
-from tests.conftest import speak
+from tests.conftest import speak, write_chapter
 from training import corpus, evaluation
-from training.data import Example
+from training.data import FeatureDataset, load
 from training.metrics import cer, edit_distance, wer
 from training.train import PRESETS, TrainConfig, train
 
@@ -32,10 +31,8 @@ def test_edit_distance_and_rates():
 def test_overfit_a_handful_of_utterances_to_zero_cer(tmp_path, precision):
     """Loss, features, alphabet, model and decoder are wired together: a small model memorises four clips."""
     config = FeatureConfig()
-    examples = []
-    for i, text in enumerate(OVERFIT_TEXTS):
-        waveform, rate = decode(speak(text, voice=["en-us", "en-gb"][i % 2]))
-        examples.append(Example(str(i), features(waveform, rate, config), text, torch.tensor(encode(text))))
+    clips = [(text, speak(text, voice=["en-us", "en-gb"][i % 2])) for i, text in enumerate(OVERFIT_TEXTS)]
+    examples = FeatureDataset(load([write_chapter(tmp_path / "clips", 1, 1, clips)], config), config)
     train_config = TrainConfig(
         model=dataclasses.replace(PRESETS["tiny"], dropout=0.0),
         epochs=500,
@@ -46,11 +43,11 @@ def test_overfit_a_handful_of_utterances_to_zero_cer(tmp_path, precision):
         precision=precision,
     )
     out = tmp_path / "overfit.safetensors"
-    model, result = train(train_config, examples, examples, out=out)
+    model, result = train(train_config, examples, examples, out=out, workers=0)
     assert result.history[-1]["dev_cer"] == 0.0, result.history[-1]
     # The written checkpoint transcribes the raw audio the same way, through the serving path.
     transcriber = Transcriber.from_checkpoint(out, "cpu")
-    audio = [decode(speak(text, voice=["en-us", "en-gb"][i % 2])) for i, text in enumerate(OVERFIT_TEXTS)]
+    audio = [decode(wav) for _, wav in clips]
     assert [t.text for t in transcriber.transcribe(audio)] == OVERFIT_TEXTS
     assert checkpoint.read_info(out).provenance["steps"] == result.steps == 500
 
@@ -75,6 +72,7 @@ def test_command_line_builds_trains_and_evaluates(tmp_path):
     assert report["dev"]["utterances"] == 2 and report["test"]["utterances"] == 2
     assert set(report["test"]["by_voice"]) <= set(corpus.DEFAULT_HELD_OUT)
     assert sum(v["utterances"] for v in report["test"]["by_voice"].values()) == 2
+    assert set(report["test"]["by_engine"]) == {v.split(":")[0] for v in report["test"]["by_voice"]}
     rows = json.loads((tmp_path / "r.json").read_text())["utterances"]
     assert [r["split"] for r in rows] == ["dev", "dev", "test", "test"] and all(r["voice"] for r in rows)
 
@@ -89,18 +87,27 @@ def test_bad_override_is_refused_by_name(tmp_path):
 
 
 def test_resume_continues_exactly_where_an_interrupted_run_stopped(tmp_path):
-    """Stopping after 5 steps and resuming ends with the very parameters of an uninterrupted run."""
-    examples = []
-    for i, text in enumerate(OVERFIT_TEXTS * 2):
-        waveform, rate = decode(speak(text, rate=140 + 10 * i))
-        examples.append(Example(str(i), features(waveform, rate), text, torch.tensor(encode(text))))
-    config = TrainConfig(model=PRESETS["tiny"], epochs=3, max_frames=700, device="cpu", checkpoint_every=2)
-    dev = examples[:2]
-    whole, whole_result = train(config, examples, dev, out=tmp_path / "whole" / "m.safetensors")
+    """Stopping after 5 steps and resuming ends with the very parameters of an uninterrupted run.
+
+    Dropout and SpecAugment are on, so their random states must resume too. The resumed half
+    prepares its batches in worker processes, the rest in-process: same result.
+    """
+    clips = [(text, speak(text, rate=140 + 10 * i)) for i, text in enumerate(OVERFIT_TEXTS * 2)]
+    folder = write_chapter(tmp_path / "clips", 1, 1, clips)
+    examples = FeatureDataset(load([folder], FeatureConfig()), FeatureConfig())
+    dev = FeatureDataset(examples.recordings[:2], FeatureConfig())
+    config = TrainConfig(
+        model=dataclasses.replace(PRESETS["tiny"], dropout=0.2),
+        epochs=3,
+        max_frames=700,
+        device="cpu",
+        checkpoint_every=2,
+    )
+    whole, whole_result = train(config, examples, dev, out=tmp_path / "whole" / "m.safetensors", workers=0)
     out = tmp_path / "split" / "m.safetensors"
-    _, first = train(config, examples, dev, out=out, stop_after_steps=5)
+    _, first = train(config, examples, dev, out=out, stop_after_steps=5, workers=0)
     assert not first.finished and first.steps == 5
-    resumed, second = train(config, examples, dev, out=out, resume=True)
+    resumed, second = train(config, examples, dev, out=out, resume=True, workers=2)
     assert second.finished and second.steps == whole_result.steps > 5
     for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
@@ -109,7 +116,7 @@ def test_resume_continues_exactly_where_an_interrupted_run_stopped(tmp_path):
     assert out.with_suffix(".csv").read_text().splitlines()[0].startswith("epoch,steps,loss")
     assert any(out.with_name("m.tensorboard").iterdir())
     with pytest.raises(ValueError, match=r"other settings \(lr\)"):
-        train(dataclasses.replace(config, lr=1e-4), examples, dev, out=out, resume=True)
+        train(dataclasses.replace(config, lr=1e-4), examples, dev, out=out, resume=True, workers=0)
 
 
 def test_report_rates_match_hand_counts():

@@ -12,7 +12,7 @@ from pathlib import Path
 from asr import checkpoint
 from asr.model import AcousticModel, ModelConfig
 from training import corpus, distributed, evaluation
-from training.data import load_examples
+from training.data import LIBRISPEECH_SUBSETS, FeatureDataset, load
 from training.plots import training_curves
 from training.train import PRECISIONS, PRESETS, TrainConfig, train
 
@@ -45,13 +45,21 @@ def _train(args: argparse.Namespace) -> None:
         precision=args.precision,
     )
     print(f"model: {AcousticModel(model).num_parameters():,} parameters ({args.preset} preset)")
-    train_set = load_examples(args.data / "train", config.features)
-    dev_set = load_examples(args.data / "dev", config.features) if (args.data / "dev").is_dir() else None
+    train_sources, dev_sources = args.train, args.dev
+    if args.data is not None:
+        train_sources = train_sources or [args.data / "train"]
+        dev_sources = dev_sources or ([args.data / "dev"] if (args.data / "dev").is_dir() else [])
+    if not train_sources:
+        raise SystemExit("give --data CORPUS or --train SOURCE...")
+    sources = {"librispeech_root": args.librispeech, "download": args.download}
+    train_set = FeatureDataset(load(train_sources, config.features, **sources), config.features)
+    dev_set = FeatureDataset(load(dev_sources, config.features, **sources), config.features) if dev_sources else None
     provenance = {
-        "data": str(args.data),
+        "data": [str(s) for s in train_sources],
+        "dev_data": [str(s) for s in dev_sources or []],
         "preset": args.preset,
         "train_utterances": len(train_set),
-        "train_hours": round(sum(e.features.shape[-1] for e in train_set) * config.features.frame_seconds / 3600, 3),
+        "train_hours": round(sum(r.frames for r in train_set.recordings) * config.features.frame_seconds / 3600, 3),
         "dev_utterances": len(dev_set or []),
     }
     provenance["command"] = "python -m training " + " ".join(sys.argv[1:])
@@ -60,7 +68,15 @@ def _train(args: argparse.Namespace) -> None:
     provenance["processes"] = world.size
     try:
         _, result = train(
-            config, train_set, dev_set, out=args.out, provenance=provenance, resume=args.resume, stop_after_seconds=stop
+            config,
+            train_set,
+            dev_set,
+            out=args.out,
+            provenance=provenance,
+            resume=args.resume,
+            stop_after_seconds=stop,
+            stop_after_steps=args.stop_after_steps,
+            workers=args.workers,
         )
     finally:
         distributed.leave()
@@ -76,7 +92,9 @@ def _train(args: argparse.Namespace) -> None:
 
 def _evaluate(args: argparse.Namespace) -> None:
     model, info = checkpoint.load(args.checkpoint, args.device)
-    rows = evaluation.score(model, info.feature_config, *evaluation.splits_of(args.data, args.splits))
+    rows = evaluation.score(
+        model, info.feature_config, *evaluation.splits_of(args.data, args.splits), workers=args.workers
+    )
     summary = evaluation.report(rows)
     print(json.dumps(summary, indent=2))
     if args.report:
@@ -121,9 +139,22 @@ def main(argv: list[str] | None = None) -> None:
     p.set_defaults(run=_corpus)
 
     p = commands.add_parser("train", help="train a model on DATA/train (scored on DATA/dev) and write a checkpoint")
-    p.add_argument("--data", type=Path, required=True, help="a folder with train/ (and dev/) in the LibriSpeech layout")
+    p.add_argument("--data", type=Path, help="a corpus folder with train/ (and dev/) in the LibriSpeech layout")
+    p.add_argument(
+        "--train",
+        nargs="+",
+        metavar="SOURCE",
+        help="training data instead of DATA/train: LibriSpeech-layout folders or LibriSpeech subsets "
+        f"({', '.join(LIBRISPEECH_SUBSETS)})",
+    )
+    p.add_argument("--dev", nargs="+", metavar="SOURCE", help="dev data instead of DATA/dev, as for --train")
+    p.add_argument(
+        "--librispeech", type=Path, help="the folder holding (or to receive) LibriSpeech/SUBSET for subset names"
+    )
+    p.add_argument("--download", action="store_true", help="fetch missing LibriSpeech subsets from openslr.org")
+    p.add_argument("--workers", type=int, help="processes preparing batches (default: up to 4)")
     p.add_argument("--out", type=Path, required=True, help="checkpoint to write (.safetensors)")
-    p.add_argument("--preset", choices=sorted(PRESETS), default="small")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="default")
     p.add_argument(
         "--set",
         type=_override,
@@ -150,6 +181,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.add_argument("--resume", action="store_true", help="continue exactly from OUT's resume state (OUT.state.pt)")
     p.add_argument("--stop-after-minutes", type=float, help="save a resume state and stop after this long")
+    p.add_argument("--stop-after-steps", type=int, help="save a resume state and stop after this many steps")
     p.set_defaults(run=_train)
 
     p = commands.add_parser("evaluate", help="greedy CER and WER of a checkpoint, per split and per voice")
@@ -162,6 +194,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--splits", nargs="+", default=["dev", "test"], help="split folders to score (default: %(default)s)")
     p.add_argument("--report", type=Path, help="write every utterance's reference, hypothesis and errors here (JSON)")
     p.add_argument("--device", default="auto")
+    p.add_argument("--workers", type=int, help="processes preparing batches (default: up to 4)")
     p.set_defaults(run=_evaluate)
 
     args = parser.parse_args(argv)

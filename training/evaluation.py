@@ -10,25 +10,31 @@ from pathlib import Path
 import torch
 
 from asr.decoding import greedy_decode_batch
-from asr.features import FeatureConfig, pad_batch
+from asr.features import FeatureConfig
 from asr.model import AcousticModel
-from training.data import Example, length_buckets, load_examples
+from training.data import FeatureDataset, batches, length_buckets, load
 from training.metrics import cer, edit_distance, wer
 
 
 @torch.no_grad()
-def evaluate(model: AcousticModel, examples: list[Example], frame_seconds: float, max_frames: int = 24000) -> dict:
-    """Greedy CER and WER of ``model`` on ``examples``, and the hypotheses in the examples' order."""
+def evaluate(
+    model: AcousticModel,
+    dataset: FeatureDataset,
+    frame_seconds: float,
+    max_frames: int = 24000,
+    workers: int | None = 0,
+) -> dict:
+    """Greedy CER and WER of ``model`` on ``dataset``, and the hypotheses in the dataset's order."""
     model.eval()
     device = next(model.parameters()).device
-    hypotheses: dict[str, str] = {}
-    for batch in length_buckets(examples, max_frames, random.Random(0)):
-        feats, lengths = pad_batch([e.features for e in batch])
+    plan = length_buckets([r.frames for r in dataset.recordings], max_frames, random.Random(0))
+    hypotheses: dict[int, str] = {}
+    for indices, (feats, lengths, _, _) in zip(plan, batches(dataset, plan, workers), strict=True):
         log_probs, out_lengths = model(feats.to(device), lengths)
-        for example, transcript in zip(batch, greedy_decode_batch(log_probs, out_lengths, frame_seconds), strict=True):
-            hypotheses[example.id] = transcript.text
-    references = [e.text for e in examples]
-    ordered = [hypotheses[e.id] for e in examples]
+        for index, transcript in zip(indices, greedy_decode_batch(log_probs, out_lengths, frame_seconds), strict=True):
+            hypotheses[index] = transcript.text
+    references = [r.text for r in dataset.recordings]
+    ordered = [hypotheses[i] for i in range(len(dataset))]
     return {"cer": cer(references, ordered), "wer": wer(references, ordered), "hypotheses": ordered}
 
 
@@ -48,27 +54,33 @@ def splits_of(data: Path, names: list[str]) -> tuple[dict[str, Path], dict[str, 
 
 
 def score(
-    model: AcousticModel, features: FeatureConfig, folders: dict[str, Path], known: dict[str, dict]
+    model: AcousticModel,
+    features: FeatureConfig,
+    folders: dict[str, Path],
+    known: dict[str, dict],
+    workers: int | None = None,
 ) -> list[dict]:
     """One row per utterance: texts, edit counts and, where the manifest tells, voice and sex."""
     rows = []
     for split, folder in folders.items():
-        examples = load_examples(folder, features)
-        hypotheses = evaluate(model, examples, model.config.frame_seconds(features))["hypotheses"]
-        for example, hypothesis in zip(examples, hypotheses, strict=True):
-            about = known.get(example.id, {})
+        dataset = FeatureDataset(load([folder], features), features)
+        hypotheses = evaluate(model, dataset, model.config.frame_seconds(features), workers=workers)["hypotheses"]
+        for recording, hypothesis in zip(dataset.recordings, hypotheses, strict=True):
+            about = known.get(recording.id, {})
+            reference = recording.text
             rows.append(
                 {
-                    "id": example.id,
+                    "id": recording.id,
                     "split": split,
                     "voice": about.get("voice"),
+                    "engine": about["voice"].split(":")[0] if "voice" in about else None,
                     "sex": about.get("sex"),
-                    "reference": example.text,
+                    "reference": reference,
                     "hypothesis": hypothesis,
-                    "char_errors": edit_distance(example.text, hypothesis),
-                    "chars": len(example.text),
-                    "word_errors": edit_distance(example.text.split(), hypothesis.split()),
-                    "words": len(example.text.split()),
+                    "char_errors": edit_distance(reference, hypothesis),
+                    "chars": len(reference),
+                    "word_errors": edit_distance(reference.split(), hypothesis.split()),
+                    "words": len(reference.split()),
                 }
             )
     return rows
@@ -84,15 +96,15 @@ def summarise(rows: list[dict]) -> dict:
 
 
 def report(rows: list[dict]) -> dict:
-    """Per split: the summary, and per voice and sex where the manifest names them."""
+    """Per split: the summary, and per voice, engine and sex where the manifest names them."""
     result = {}
     for split in dict.fromkeys(r["split"] for r in rows):
         members = [r for r in rows if r["split"] == split]
         result[split] = summarise(members)
-        for key in ("voice", "sex"):
+        for key in ("voice", "engine", "sex"):
             groups: dict[str, list[dict]] = defaultdict(list)
             for row in members:
-                if row[key] is not None:
+                if row.get(key) is not None:
                     groups[row[key]].append(row)
             if groups:
                 result[split][f"by_{key}"] = {name: summarise(group) for name, group in sorted(groups.items())}

@@ -1,8 +1,9 @@
 """The training loop: length-bucketed CTC training with AdamW and a one-cycle schedule.
 
-Every epoch's batches are fixed up front from the seed, so the run is one flat list of
-steps; a resume state (model, optimizer, scheduler, RNGs, position in that list) written
-every ``checkpoint_every`` steps lets ``resume=True`` continue exactly where it stopped.
+Every epoch's batches are fixed up front from the seed and the recordings' lengths, so the
+run is one flat list of steps whose features DataLoader workers prepare ahead; a resume
+state (model, optimizer, scheduler, RNGs, position in that list) written every
+``checkpoint_every`` steps lets ``resume=True`` continue exactly where it stopped.
 """
 
 from __future__ import annotations
@@ -24,30 +25,30 @@ from tqdm import tqdm
 
 import asr
 from asr import checkpoint
-from asr.features import FeatureConfig, pad_batch
+from asr.features import FeatureConfig
 from asr.model import AcousticModel, ModelConfig
 from asr.text import BLANK
 from training import distributed
 from training.augment import spec_augment
-from training.data import Example, length_buckets
+from training.data import FeatureDataset, batches, feature_statistics, length_buckets
 from training.evaluation import evaluate
 
 PRESETS = {
     "reference": ModelConfig(),
-    "small": ModelConfig(
-        cnn_channels=16, n_res_blocks=2, rnn_dim=256, rnn_hidden=256, n_rnn_layers=2, classifier_dim=256
+    "default": ModelConfig(
+        cnn_channels=16, n_res_blocks=2, rnn_dim=320, rnn_hidden=320, n_rnn_layers=3, classifier_dim=320
     ),
     "tiny": ModelConfig(
         cnn_channels=8, n_res_blocks=1, rnn_dim=128, rnn_hidden=128, n_rnn_layers=1, classifier_dim=128, dropout=0.0
     ),
 }
-"""Named model sizes: the reference for GPUs, smaller ones that train on a CPU."""
+"""Model sizes: the reference for GPUs; the bundled model's (5.5 M), picked for CPU training speed; tiny for tests."""
 PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 @dataclass
 class TrainConfig:
-    model: ModelConfig = PRESETS["small"]
+    model: ModelConfig = PRESETS["default"]
     features: FeatureConfig = FeatureConfig()
     epochs: int = 30
     max_frames: int = 12000
@@ -161,20 +162,21 @@ def _write_csv(history: list[dict], path: Path) -> None:
 
 def train(
     config: TrainConfig,
-    train_set: list[Example],
-    dev_set: list[Example] | None = None,
+    train_set: FeatureDataset,
+    dev_set: FeatureDataset | None = None,
     out: Path | None = None,
     provenance: dict | None = None,
     resume: bool = False,
     stop_after_steps: int | None = None,
     stop_after_seconds: float | None = None,
+    workers: int | None = None,
 ) -> tuple[AcousticModel, TrainResult]:
     """Train a model; with ``out``, keep there the checkpoint with the best dev CER (or the last).
 
     Beside ``out`` go the resume state, the per-epoch metrics as CSV and TensorBoard logs.
     Under torchrun every process trains its share of each step; the first one evaluates and writes.
     The stop limits end this call early (with a resume state written) so a long run can be
-    split into sittings.
+    split into sittings. ``workers`` processes prepare the batches (default: up to 4).
     """
     world, device = distributed.join(config.device)
     writes = out is not None and world.is_main
@@ -182,7 +184,7 @@ def train(
     rng = random.Random(config.seed)
     generator = torch.Generator().manual_seed(config.seed + world.rank)
     model = AcousticModel(config.model)
-    model.set_feature_statistics(torch.cat([e.features for e in train_set], dim=1))
+    model.set_feature_statistics(feature_statistics(train_set, seed=config.seed))
     model.to(device)
     if world.size > 1:
         torch.manual_seed(config.seed + world.rank)  # each rank its own dropout masks
@@ -191,7 +193,8 @@ def train(
 
     # Every rank draws the same buckets; a step gives each rank one of ``world.size`` neighbours
     # (an epoch's last few buckets that cannot go round are left out).
-    epochs = [length_buckets(train_set, config.max_frames, rng) for _ in range(config.epochs)]
+    frames = [r.frames for r in train_set.recordings]
+    epochs = [length_buckets(frames, config.max_frames, rng) for _ in range(config.epochs)]
     schedule = [
         (epoch, batches[i : i + world.size])
         for epoch, batches in enumerate(epochs, 1)
@@ -205,25 +208,34 @@ def train(
         if saved["config"] != _jsonable(config):
             differences = sorted(k for k in saved["config"] if saved["config"][k] != _jsonable(config)[k])
             raise ValueError(f"cannot resume {state_path(out)}: its run used other settings ({', '.join(differences)})")
+        if len(saved["rng"]) != world.size:
+            raise ValueError(
+                f"cannot resume {state_path(out)}: it was written by {len(saved['rng'])} processes, not {world.size}"
+            )
         model.load_state_dict(saved["model"])
         optimisation.load_state_dict(saved["optimisation"])
-        torch.set_rng_state(saved["torch_rng"])
-        generator.set_state(saved["augment_rng"])
-        if device.type == "cuda" and "cuda_rng" in saved:
-            torch.cuda.set_rng_state_all(saved["cuda_rng"])
+        mine = saved["rng"][world.rank]
+        torch.set_rng_state(mine["torch"])
+        generator.set_state(mine["augment"])
+        if device.type == "cuda" and "cuda" in mine:
+            torch.cuda.set_rng_state(mine["cuda"], device)
         state = saved["progress"]
 
     def save_state() -> None:
+        """Every process takes part (each has its own random state to keep); the first one writes."""
+        rng = {"torch": torch.get_rng_state(), "augment": generator.get_state()}
+        if device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(device)
+        rngs = distributed.gather(world, rng)
+        if not writes:
+            return
         snapshot = {
             "config": _jsonable(config),
             "model": model.state_dict(),
             "optimisation": optimisation.state_dict(),
-            "torch_rng": torch.get_rng_state(),
-            "augment_rng": generator.get_state(),
+            "rng": rngs,
             "progress": {**state, "elapsed": state["elapsed"] + time.perf_counter() - started},
         }
-        if device.type == "cuda":
-            snapshot["cuda_rng"] = torch.cuda.get_rng_state_all()
         temporary = state_path(out).with_suffix(".tmp")
         torch.save(snapshot, temporary)
         temporary.replace(state_path(out))
@@ -238,19 +250,16 @@ def train(
     audio_seconds = 0.0
     progress = tqdm(total=len(schedule), initial=first_step, desc="training", unit="step", disable=not world.is_main)
     model.train()
-    for step in range(first_step, len(schedule)):
+    loader = batches(train_set, [group[world.rank] for _, group in schedule[first_step:]], workers)
+    for step, (feats, lengths, targets, target_lengths) in enumerate(loader, first_step):
         epoch, group = schedule[step]
-        batch = group[world.rank]
-        feats, lengths = pad_batch([e.features for e in batch])
         if config.spec_augment:
             feats = spec_augment(feats, lengths, generator)
-        targets = torch.cat([e.targets for e in batch])
-        target_lengths = torch.tensor([len(e.targets) for e in batch])
         loss = optimisation.step(feats, lengths, targets, target_lengths, sum(map(len, group)))
 
         state["step"] = step + 1
         state["epoch_losses"].append(loss)
-        audio_seconds += sum(e.features.shape[-1] for b in group for e in b) * config.features.frame_seconds
+        audio_seconds += sum(frames[i] for b in group for i in b) * config.features.frame_seconds
         speed = audio_seconds / (time.perf_counter() - started)
         lr = optimisation.scheduler.get_last_lr()[0]
         progress.update()
@@ -298,18 +307,20 @@ def train(
                         "torch_version": torch.__version__,
                     }
                     checkpoint.save(out, model, config.features, meta)
+            if out is not None:
                 save_state()
-        elif writes and (step + 1) % config.checkpoint_every == 0:
+        elif out is not None and (step + 1) % config.checkpoint_every == 0:
             save_state()
 
         out_of_steps = stop_after_steps is not None and step + 1 - first_step >= stop_after_steps
         out_of_time = stop_after_seconds is not None and time.perf_counter() - started >= stop_after_seconds
         if step + 1 < len(schedule) and distributed.anyone(world, out_of_steps or out_of_time):
-            if writes:
+            if out is not None:
                 save_state()
             break
     progress.close()
     if writer:
         writer.close()
+    distributed.barrier(world)
     finished = state["step"] == len(schedule)
     return model.eval(), TrainResult(state["step"], time.perf_counter() - started, state["history"], finished)
