@@ -4,7 +4,7 @@ Times the real optimisation step of ``training.train`` on batches shaped like th
 (utterances of 2-6 s, as many as fit ``max_frames`` padded frames), after warm-up steps.
 Prints a JSON line per configuration and ratios against the first one.
 
-    python bench/train_throughput.py --presets reference small --precisions fp32 bf16
+    python bench/train_throughput.py --presets reference default --precisions fp32 bf16
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def measure(preset: str, precision: str, device: torch.device, max_frames: int, 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--presets", nargs="+", default=["reference", "small"], choices=sorted(PRESETS))
+    parser.add_argument("--presets", nargs="+", default=["reference", "default"], choices=sorted(PRESETS))
     parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=PRECISIONS)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--max-frames", type=int, default=TrainConfig.max_frames)

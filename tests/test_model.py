@@ -20,7 +20,7 @@ def test_reference_architecture_matches_the_spec():
 
 
 @pytest.mark.parametrize(
-    "config", [ModelConfig(), PRESETS["small"], PRESETS["tiny"]], ids=["reference", "small", "tiny"]
+    "config", [ModelConfig(), PRESETS["default"], PRESETS["tiny"]], ids=["reference", "default", "tiny"]
 )
 def test_output_shapes_and_lengths(config):
     model = AcousticModel(config).eval()
@@ -33,7 +33,7 @@ def test_output_shapes_and_lengths(config):
     assert torch.allclose(valid.exp().sum(dim=-1), torch.ones(51), atol=1e-5)
 
 
-@pytest.mark.parametrize("config", [ModelConfig(), PRESETS["small"]], ids=["reference", "small"])
+@pytest.mark.parametrize("config", [ModelConfig(), PRESETS["default"]], ids=["reference", "default"])
 def test_padding_does_not_change_an_utterance(config):
     model = AcousticModel(config).eval()
     # Non-trivial input statistics, so normalisation does not map padding zeros to zeros.
