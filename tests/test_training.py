@@ -149,3 +149,18 @@ def test_report_rates_match_hand_counts():
         },
     }
     assert result["dev"]["cer"] == 1.0 and result["dev"]["wer"] == 1.0 and "by_sex" not in result["dev"]
+
+
+def test_init_starts_from_a_checkpoint_and_refuses_another_shape(tmp_path):
+    clips = [(text, speak(text)) for text in OVERFIT_TEXTS]
+    examples = FeatureDataset(load([write_chapter(tmp_path / "clips", 1, 1, clips)], FeatureConfig()), FeatureConfig())
+    config = TrainConfig(model=PRESETS["tiny"], epochs=1, max_frames=700, device="cpu")
+    first = tmp_path / "first.safetensors"
+    trained, _ = train(config, examples, out=first, workers=0)
+    # With a learning rate of zero, a run started from the checkpoint still holds its exact weights.
+    again, _ = train(dataclasses.replace(config, lr=0.0, seed=1), examples, init=first, workers=0)
+    for (name, a), b in zip(trained.state_dict().items(), again.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    other = dataclasses.replace(config, model=dataclasses.replace(PRESETS["tiny"], rnn_hidden=64))
+    with pytest.raises(ValueError, match="another model or feature configuration"):
+        train(other, examples, init=first, workers=0)

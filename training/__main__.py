@@ -32,7 +32,10 @@ def _corpus(args: argparse.Namespace) -> None:
 
 
 def _train(args: argparse.Namespace) -> None:
-    model = dataclasses.replace(PRESETS[args.preset], **dict(args.set))
+    if args.init is not None and (args.preset or args.set):
+        raise SystemExit("--init takes the model's shape from its checkpoint: drop --preset and --set")
+    base = checkpoint.read_info(args.init).model_config if args.init else PRESETS[args.preset or "default"]
+    model = dataclasses.replace(base, **dict(args.set))
     config = TrainConfig(
         model=model,
         epochs=args.epochs,
@@ -44,7 +47,8 @@ def _train(args: argparse.Namespace) -> None:
         checkpoint_every=args.checkpoint_every,
         precision=args.precision,
     )
-    print(f"model: {AcousticModel(model).num_parameters():,} parameters ({args.preset} preset)")
+    origin = f"from {args.init}" if args.init else f"{args.preset or 'default'} preset"
+    print(f"model: {AcousticModel(model).num_parameters():,} parameters ({origin})")
     train_sources, dev_sources = args.train, args.dev
     if args.data is not None:
         train_sources = train_sources or [args.data / "train"]
@@ -57,7 +61,8 @@ def _train(args: argparse.Namespace) -> None:
     provenance = {
         "data": [str(s) for s in train_sources],
         "dev_data": [str(s) for s in dev_sources or []],
-        "preset": args.preset,
+        "preset": None if args.init else args.preset or "default",
+        "init": str(args.init) if args.init else None,
         "train_utterances": len(train_set),
         "train_hours": round(sum(r.frames for r in train_set.recordings) * config.features.frame_seconds / 3600, 3),
         "dev_utterances": len(dev_set or []),
@@ -77,6 +82,7 @@ def _train(args: argparse.Namespace) -> None:
             stop_after_seconds=stop,
             stop_after_steps=args.stop_after_steps,
             workers=args.workers,
+            init=args.init,
         )
     finally:
         distributed.leave()
@@ -154,7 +160,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--download", action="store_true", help="fetch missing LibriSpeech subsets from openslr.org")
     p.add_argument("--workers", type=int, help="processes preparing batches (default: up to 4)")
     p.add_argument("--out", type=Path, required=True, help="checkpoint to write (.safetensors)")
-    p.add_argument("--preset", choices=sorted(PRESETS), default="default")
+    p.add_argument("--preset", choices=sorted(PRESETS), help="model size (default: default)")
+    p.add_argument(
+        "--init",
+        type=Path,
+        metavar="CHECKPOINT",
+        help="start from this checkpoint's weights and shape, with a new schedule (fine-tuning, or a second sitting)",
+    )
     p.add_argument(
         "--set",
         type=_override,

@@ -170,13 +170,15 @@ def train(
     stop_after_steps: int | None = None,
     stop_after_seconds: float | None = None,
     workers: int | None = None,
+    init: Path | None = None,
 ) -> tuple[AcousticModel, TrainResult]:
     """Train a model; with ``out``, keep there the checkpoint with the best dev CER (or the last).
 
     Beside ``out`` go the resume state, the per-epoch metrics as CSV and TensorBoard logs.
     Under torchrun every process trains its share of each step; the first one evaluates and writes.
     The stop limits end this call early (with a resume state written) so a long run can be
-    split into sittings. ``workers`` processes prepare the batches (default: up to 4).
+    split into sittings. ``workers`` processes prepare the batches (default: up to 4). ``init``
+    starts from a checkpoint's weights and input statistics, with a schedule of this run's own.
     """
     world, device = distributed.join(config.device)
     writes = out is not None and world.is_main
@@ -184,7 +186,13 @@ def train(
     rng = random.Random(config.seed)
     generator = torch.Generator().manual_seed(config.seed + world.rank)
     model = AcousticModel(config.model)
-    model.set_feature_statistics(feature_statistics(train_set, seed=config.seed))
+    if init is None:
+        model.set_feature_statistics(feature_statistics(train_set, seed=config.seed))
+    else:
+        start, info = checkpoint.load(init)
+        if (info.model_config, info.feature_config) != (config.model, config.features):
+            raise ValueError(f"{init} holds another model or feature configuration than this run's")
+        model.load_state_dict(start.state_dict())
     model.to(device)
     if world.size > 1:
         torch.manual_seed(config.seed + world.rank)  # each rank its own dropout masks
