@@ -55,13 +55,6 @@ def anyone(world: World, flag: bool) -> bool:
     return bool(vote.item())
 
 
-def barrier(world: World) -> None:
-    """Wait for every process: one that tears down its process group while another is still
-    finishing a collective aborts (gloo: "terminate called without an active exception")."""
-    if world.size > 1:
-        dist.barrier()
-
-
 def gather(world: World, value: object) -> list:
     """Every process's ``value``, in rank order, on every process."""
     if world.size == 1:

@@ -329,6 +329,5 @@ def train(
     progress.close()
     if writer:
         writer.close()
-    distributed.barrier(world)
     finished = state["step"] == len(schedule)
     return model.eval(), TrainResult(state["step"], time.perf_counter() - started, state["history"], finished)
