@@ -186,13 +186,14 @@ def train(
     rng = random.Random(config.seed)
     generator = torch.Generator().manual_seed(config.seed + world.rank)
     model = AcousticModel(config.model)
-    if init is None:
-        model.set_feature_statistics(feature_statistics(train_set, seed=config.seed))
-    else:
+    resuming = resume and out is not None and state_path(out).exists()
+    if init is not None:
         start, info = checkpoint.load(init)
         if (info.model_config, info.feature_config) != (config.model, config.features):
             raise ValueError(f"{init} holds another model or feature configuration than this run's")
         model.load_state_dict(start.state_dict())
+    elif not resuming:  # a resume state brings its own weights, input statistics included
+        model.set_feature_statistics(feature_statistics(train_set, seed=config.seed))
     model.to(device)
     if world.size > 1:
         torch.manual_seed(config.seed + world.rank)  # each rank its own dropout masks
@@ -211,7 +212,7 @@ def train(
     optimisation = Optimisation(trained, config, len(schedule), device, world.size)
 
     state = {"step": 0, "best_cer": float("inf"), "history": [], "epoch_losses": [], "elapsed": 0.0}
-    if resume and out is not None and state_path(out).exists():
+    if resuming:
         saved = torch.load(state_path(out), weights_only=True)
         if saved["config"] != _jsonable(config):
             differences = sorted(k for k in saved["config"] if saved["config"][k] != _jsonable(config)[k])
