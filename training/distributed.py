@@ -53,12 +53,3 @@ def anyone(world: World, flag: bool) -> bool:
     vote = torch.tensor([int(flag)], device="cuda" if dist.get_backend() == "nccl" else "cpu")
     dist.all_reduce(vote, op=dist.ReduceOp.MAX)
     return bool(vote.item())
-
-
-def gather(world: World, value: object) -> list:
-    """Every process's ``value``, in rank order, on every process."""
-    if world.size == 1:
-        return [value]
-    values: list = [None] * world.size
-    dist.all_gather_object(values, value)
-    return values

@@ -217,32 +217,26 @@ def train(
         if saved["config"] != _jsonable(config):
             differences = sorted(k for k in saved["config"] if saved["config"][k] != _jsonable(config)[k])
             raise ValueError(f"cannot resume {state_path(out)}: its run used other settings ({', '.join(differences)})")
-        if len(saved["rng"]) != world.size:
-            raise ValueError(
-                f"cannot resume {state_path(out)}: it was written by {len(saved['rng'])} processes, not {world.size}"
-            )
         model.load_state_dict(saved["model"])
         optimisation.load_state_dict(saved["optimisation"])
-        mine = saved["rng"][world.rank]
-        torch.set_rng_state(mine["torch"])
-        generator.set_state(mine["augment"])
-        if device.type == "cuda" and "cuda" in mine:
-            torch.cuda.set_rng_state(mine["cuda"], device)
+        torch.set_rng_state(saved["rng"]["torch"])
+        generator.set_state(saved["rng"]["augment"])
+        if device.type == "cuda" and "cuda" in saved["rng"]:
+            torch.cuda.set_rng_state(saved["rng"]["cuda"], device)
         state = saved["progress"]
 
     def save_state() -> None:
-        """Every process takes part (each has its own random state to keep); the first one writes."""
-        rng = {"torch": torch.get_rng_state(), "augment": generator.get_state()}
-        if device.type == "cuda":
-            rng["cuda"] = torch.cuda.get_rng_state(device)
-        rngs = distributed.gather(world, rng)
+        """The first process writes it, with its own random state, which every process resumes with."""
         if not writes:
             return
+        states = {"torch": torch.get_rng_state(), "augment": generator.get_state()}
+        if device.type == "cuda":
+            states["cuda"] = torch.cuda.get_rng_state(device)
         snapshot = {
             "config": _jsonable(config),
             "model": model.state_dict(),
             "optimisation": optimisation.state_dict(),
-            "rng": rngs,
+            "rng": states,
             "progress": {**state, "elapsed": state["elapsed"] + time.perf_counter() - started},
         }
         temporary = state_path(out).with_suffix(".tmp")
@@ -316,16 +310,14 @@ def train(
                         "torch_version": torch.__version__,
                     }
                     checkpoint.save(out, model, config.features, meta)
-            if out is not None:
-                save_state()
-        elif out is not None and (step + 1) % config.checkpoint_every == 0:
+            save_state()
+        elif writes and (step + 1) % config.checkpoint_every == 0:
             save_state()
 
         out_of_steps = stop_after_steps is not None and step + 1 - first_step >= stop_after_steps
         out_of_time = stop_after_seconds is not None and time.perf_counter() - started >= stop_after_seconds
         if step + 1 < len(schedule) and distributed.anyone(world, out_of_steps or out_of_time):
-            if out is not None:
-                save_state()
+            save_state()
             break
     progress.close()
     if writer:
