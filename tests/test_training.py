@@ -121,17 +121,7 @@ def test_resume_continues_exactly_where_an_interrupted_run_stopped(tmp_path):
 
 def test_report_rates_match_hand_counts():
     def row(split, voice, reference, hypothesis):
-        return {
-            "split": split,
-            "voice": voice,
-            "sex": None,
-            "reference": reference,
-            "hypothesis": hypothesis,
-            "char_errors": edit_distance(reference, hypothesis),
-            "chars": len(reference),
-            "word_errors": edit_distance(reference.split(), hypothesis.split()),
-            "words": len(reference.split()),
-        }
+        return {"split": split, "voice": voice, "sex": None, **evaluation.error_counts(reference, hypothesis)}
 
     rows = [
         row("test", "a", "the cat sat", "the bat sat"),  # 1 char of 11, 1 word of 3

@@ -53,6 +53,18 @@ def splits_of(data: Path, names: list[str]) -> tuple[dict[str, Path], dict[str, 
     return (folders or {root.name: root}), known
 
 
+def error_counts(reference: str, hypothesis: str) -> dict:
+    """One utterance's texts and edit counts, which :func:`summarise` adds up into corpus rates."""
+    return {
+        "reference": reference,
+        "hypothesis": hypothesis,
+        "char_errors": edit_distance(reference, hypothesis),
+        "chars": len(reference),
+        "word_errors": edit_distance(reference.split(), hypothesis.split()),
+        "words": len(reference.split()),
+    }
+
+
 def score(
     model: AcousticModel,
     features: FeatureConfig,
@@ -67,7 +79,6 @@ def score(
         hypotheses = evaluate(model, dataset, model.config.frame_seconds(features), workers=workers)["hypotheses"]
         for recording, hypothesis in zip(dataset.recordings, hypotheses, strict=True):
             about = known.get(recording.id, {})
-            reference = recording.text
             rows.append(
                 {
                     "id": recording.id,
@@ -75,12 +86,7 @@ def score(
                     "voice": about.get("voice"),
                     "engine": about["voice"].split(":")[0] if "voice" in about else None,
                     "sex": about.get("sex"),
-                    "reference": reference,
-                    "hypothesis": hypothesis,
-                    "char_errors": edit_distance(reference, hypothesis),
-                    "chars": len(reference),
-                    "word_errors": edit_distance(reference.split(), hypothesis.split()),
-                    "words": len(reference.split()),
+                    **error_counts(recording.text, hypothesis),
                 }
             )
     return rows
