@@ -1,4 +1,4 @@
-"""DDP with two gloo processes on this CPU: the same gradient as one process on the same global batch."""
+"""DDP with two gloo processes on this CPU: the single-process gradient on the same global batch, exact resume."""
 
 from __future__ import annotations
 
@@ -7,14 +7,16 @@ import socket
 import subprocess
 import sys
 
+import safetensors.torch
 import torch
 import torch.multiprocessing as mp
 
 from asr import checkpoint
 from asr.model import AcousticModel
 from asr.text import NUM_CLASSES
+from tests.conftest import speak, write_chapter
 from training import distributed
-from training.train import PRESETS, Optimisation, TrainConfig
+from training.train import PRESETS, Optimisation, TrainConfig, state_path
 
 CONFIG = TrainConfig(model=PRESETS["tiny"], grad_clip=1e9, device="cpu")
 
@@ -113,3 +115,27 @@ def test_torchrun_trains_with_two_processes(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     info = checkpoint.read_info(out)
     assert info.provenance["processes"] == 2 and info.provenance["steps"] > 0
+
+
+def _torchrun(*args: object) -> None:
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    result = subprocess.run([*command, "-m", "training", *map(str, args)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_a_resumed_two_process_run_ends_where_an_uninterrupted_one_does(tmp_path):
+    """Each process resumes with its own dropout and SpecAugment random state, not the first one's."""
+    texts = ["open the garage door", "call alice on monday", "play music", "turn off the red lamp"] * 2
+    data = write_chapter(tmp_path / "clips", 1, 1, [(t, speak(t, rate=140 + 10 * i)) for i, t in enumerate(texts)])
+    whole, split = tmp_path / "whole" / "m.safetensors", tmp_path / "split" / "m.safetensors"
+    run = ["train", "--train", data, "--preset", "tiny", "--set", "dropout=0.2", "--epochs", "3", "--max-frames", "350"]
+    _torchrun(*run, "--out", whole, "--device", "cpu", "--workers", "0")
+    _torchrun(*run, "--out", split, "--device", "cpu", "--workers", "0", "--stop-after-steps", "3")
+    assert torch.load(state_path(split), weights_only=True)["progress"]["step"] == 3
+    assert torch.load(state_path(split, rank=1), weights_only=True)["step"] == 3
+    _torchrun(*run, "--out", split, "--device", "cpu", "--workers", "0", "--resume")
+    assert checkpoint.read_info(whole).provenance["steps"] == checkpoint.read_info(split).provenance["steps"] == 6
+    expected, got = safetensors.torch.load_file(whole), safetensors.torch.load_file(split)
+    assert expected.keys() == got.keys()
+    for name in expected:
+        assert torch.equal(expected[name], got[name]), name

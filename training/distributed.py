@@ -6,6 +6,7 @@ process. GPUs talk over NCCL, CPUs over gloo.
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 
@@ -42,7 +43,10 @@ def join(device: str) -> tuple[World, torch.device]:
 
 
 def leave() -> None:
+    """Free what still holds the process group first (DDP keeps it in a reference cycle): a gloo group
+    freed during interpreter shutdown aborts the process."""
     if dist.is_initialized():
+        gc.collect()
         dist.destroy_process_group()
 
 

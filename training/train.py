@@ -15,6 +15,7 @@ import json
 import platform
 import random
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,9 +77,20 @@ class TrainResult:
     """False when a stop limit ended this run early; ``resume=True`` continues it."""
 
 
-def state_path(out: Path) -> Path:
-    """Where the resume state of a run writing ``out`` lives."""
-    return out.with_name(out.stem + ".state.pt")
+def state_path(out: Path, rank: int = 0) -> Path:
+    """Where the resume state of a run writing ``out`` lives.
+
+    Under torchrun the other processes keep only their own random state, each in a file of its own:
+    writing files needs no collective, and collectives in a save made gloo abort at exit.
+    """
+    return out.with_name(out.stem + (f".state.rank{rank}.pt" if rank else ".state.pt"))
+
+
+def _save(snapshot: dict, path: Path) -> None:
+    """Replace ``path`` whole, so that a run killed mid-write leaves the previous state readable."""
+    temporary = path.with_suffix(".tmp")
+    torch.save(snapshot, temporary)
+    temporary.replace(path)
 
 
 class Optimisation:
@@ -219,29 +231,39 @@ def train(
             raise ValueError(f"cannot resume {state_path(out)}: its run used other settings ({', '.join(differences)})")
         model.load_state_dict(saved["model"])
         optimisation.load_state_dict(saved["optimisation"])
-        torch.set_rng_state(saved["rng"]["torch"])
-        generator.set_state(saved["rng"]["augment"])
-        if device.type == "cuda" and "cuda" in saved["rng"]:
-            torch.cuda.set_rng_state(saved["rng"]["cuda"], device)
         state = saved["progress"]
+        random_state = saved["rng"]
+        if world.rank:
+            own = state_path(out, world.rank)
+            mine = torch.load(own, weights_only=True) if own.exists() else None
+            if mine is not None and mine["step"] == state["step"]:
+                random_state = mine["rng"]
+            else:
+                warnings.warn(f"{own} is missing or stale: resuming with rank 0's random state", stacklevel=2)
+        torch.set_rng_state(random_state["torch"])
+        generator.set_state(random_state["augment"])
+        if device.type == "cuda" and "cuda" in random_state:
+            torch.cuda.set_rng_state(random_state["cuda"], device)
 
     def save_state() -> None:
-        """The first process writes it, with its own random state, which every process resumes with."""
-        if not writes:
+        """Every process saves its random state; the first one also the model, optimiser and progress."""
+        if out is None:
             return
-        states = {"torch": torch.get_rng_state(), "augment": generator.get_state()}
+        random_state = {"torch": torch.get_rng_state(), "augment": generator.get_state()}
         if device.type == "cuda":
-            states["cuda"] = torch.cuda.get_rng_state(device)
+            random_state["cuda"] = torch.cuda.get_rng_state(device)
+        if not world.is_main:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            _save({"step": state["step"], "rng": random_state}, state_path(out, world.rank))
+            return
         snapshot = {
             "config": _jsonable(config),
             "model": model.state_dict(),
             "optimisation": optimisation.state_dict(),
-            "rng": states,
+            "rng": random_state,
             "progress": {**state, "elapsed": state["elapsed"] + time.perf_counter() - started},
         }
-        temporary = state_path(out).with_suffix(".tmp")
-        torch.save(snapshot, temporary)
-        temporary.replace(state_path(out))
+        _save(snapshot, state_path(out))
 
     writer = None
     if writes:
@@ -311,7 +333,7 @@ def train(
                     }
                     checkpoint.save(out, model, config.features, meta)
             save_state()
-        elif writes and (step + 1) % config.checkpoint_every == 0:
+        elif (step + 1) % config.checkpoint_every == 0:
             save_state()
 
         out_of_steps = stop_after_steps is not None and step + 1 - first_step >= stop_after_steps
