@@ -78,3 +78,22 @@ def greedy_decode_batch(
     return [
         greedy_decode(lp[:n], frame_seconds, d) for lp, n, d in zip(log_probs, lengths.tolist(), durations, strict=True)
     ]
+
+
+@dataclass(frozen=True)
+class Segment:
+    start: float
+    end: float
+    text: str
+    words: list[Word]
+
+
+def segment(words: list[Word], max_pause: float = 0.8, max_seconds: float = 15.0) -> list[Segment]:
+    """Group words into caption-sized segments, breaking at pauses and before a segment grows too long."""
+    groups: list[list[Word]] = []
+    for word in words:
+        if groups and word.start - groups[-1][-1].end < max_pause and word.end - groups[-1][0].start <= max_seconds:
+            groups[-1].append(word)
+        else:
+            groups.append([word])
+    return [Segment(g[0].start, g[-1].end, " ".join(w.word for w in g), g) for g in groups]

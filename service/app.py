@@ -7,12 +7,13 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import torch
 from fastapi import FastAPI
 
 import asr
-from asr.transcriber import Transcriber
-from service import errors, routes
+from service import errors
+from service.engine import Engine
+from service.metrics import Metrics, RequestMetrics
+from service.routers import files, openai, ops, stream
 from service.settings import Settings
 
 log = logging.getLogger("service")
@@ -20,16 +21,23 @@ log = logging.getLogger("service")
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Load the model and run one warm-up clip before the server accepts requests."""
-    settings: Settings = app.state.settings
-    transcriber = await asyncio.to_thread(Transcriber.from_checkpoint, settings.checkpoint, settings.device)
-    rate = transcriber.info.feature_config.sample_rate
-    await asyncio.to_thread(transcriber.transcribe, [(torch.zeros(rate), rate)])
-    log.info(
-        "loaded %s (%d parameters) on %s", settings.checkpoint, transcriber.model.num_parameters(), transcriber.device
-    )
-    app.state.transcriber = transcriber
-    yield
+    """Accept connections at once (``/health``), and load the model in the background (``/ready`` then says so)."""
+    app.state.engine = None
+    loading = asyncio.create_task(_load(app))
+    try:
+        yield
+    finally:
+        loading.cancel()
+        if app.state.engine is not None:
+            await asyncio.to_thread(app.state.engine.close)
+
+
+async def _load(app: FastAPI) -> None:
+    try:
+        app.state.engine = await asyncio.to_thread(Engine.load, app.state.settings, app.state.metrics)
+    except Exception:
+        log.exception("could not load %s; /ready stays 503", app.state.settings.checkpoint)
+        app.state.load_failed = True
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -37,11 +45,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="asr",
         version=asr.__version__,
         lifespan=lifespan,
-        description="Speech recognition: upload audio, get text with word timings.",
+        description="Speech recognition: files over REST (native and OpenAI-compatible), live audio over WebSocket.",
     )
     app.state.settings = settings or Settings()
+    app.state.metrics = Metrics()
+    app.state.load_failed = False
+    app.add_middleware(RequestMetrics, metrics=app.state.metrics)
     errors.install(app)
-    app.include_router(routes.router)
+    for router in (ops.router, files.router, openai.router, stream.router):
+        app.include_router(router)
     return app
 
 

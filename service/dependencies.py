@@ -1,4 +1,4 @@
-"""What route handlers receive: the settings and the loaded model, both held on ``app.state``."""
+"""What route handlers receive: the settings, the metrics and the loaded engine, all held on ``app.state``."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from asr.transcriber import Transcriber
+from service.engine import Engine
+from service.errors import ApiError
+from service.metrics import Metrics
 from service.settings import Settings
 
 
@@ -14,9 +16,18 @@ def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_transcriber(request: Request) -> Transcriber:
-    return request.app.state.transcriber
+def get_metrics(request: Request) -> Metrics:
+    return request.app.state.metrics
+
+
+def get_engine(request: Request) -> Engine:
+    """The engine, or a 503 while the model is still loading (or failed to)."""
+    engine = request.app.state.engine
+    if engine is None:
+        raise ApiError(503, "model_not_ready", "the model is not loaded yet; GET /ready says when it is")
+    return engine
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-TranscriberDep = Annotated[Transcriber, Depends(get_transcriber)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+EngineDep = Annotated[Engine, Depends(get_engine)]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from asr.decoding import Segment, Word
+
 
 class WordTiming(BaseModel):
     word: str
@@ -11,10 +13,27 @@ class WordTiming(BaseModel):
     end: float
     confidence: float = Field(ge=0, le=1)
 
+    @classmethod
+    def of(cls, word: Word) -> WordTiming:
+        return cls(
+            word=word.word, start=round(word.start, 3), end=round(word.end, 3), confidence=round(word.confidence, 4)
+        )
+
+
+class SegmentTiming(BaseModel):
+    start: float = Field(description="Seconds from the start of the audio.")
+    end: float
+    text: str
+
+    @classmethod
+    def of(cls, segment: Segment) -> SegmentTiming:
+        return cls(start=round(segment.start, 3), end=round(segment.end, 3), text=segment.text)
+
 
 class Transcription(BaseModel):
     text: str
     duration: float = Field(description="Length of the audio in seconds.")
+    segments: list[SegmentTiming] = Field(description="Stretches of speech between pauses, at most 15 s each.")
     words: list[WordTiming]
     model: str
     processing_seconds: float = Field(description="Server time spent decoding and recognising the audio.")
@@ -22,3 +41,15 @@ class Transcription(BaseModel):
 
 class Health(BaseModel):
     status: str
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: str = "model"
+    created: int = Field(description="Unix time the checkpoint was written.")
+    owned_by: str = "asr"
+
+
+class ModelList(BaseModel):
+    object: str = "list"
+    data: list[ModelCard]

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from asr.checkpoint import DEFAULT_CHECKPOINT
+from service.batching import BatchLimits
+from service.streaming import StreamConfig
 
 
 class Settings(BaseSettings):
@@ -17,5 +19,35 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=0, le=65535, description="TCP port.")
     checkpoint: Path = Field(DEFAULT_CHECKPOINT, description="Model checkpoint to serve (.safetensors).")
     device: str = Field("auto", description="auto (CUDA when present, else CPU), cpu, cuda or cuda:N.")
-    max_upload_bytes: int = Field(100 * 1024 * 1024, gt=0, description="Largest accepted audio upload.")
+    max_upload_bytes: int = Field(1024**3, gt=0, description="Largest accepted audio upload (1 GiB).")
     log_level: str = Field("info", description="Uvicorn log level.")
+
+    max_batch_size: int = Field(16, gt=0, description="Most clips (file windows, stream decodes) per forward pass.")
+    max_batch_seconds: float = Field(320.0, gt=0, description="Most padded audio per forward pass, in seconds.")
+    max_wait_ms: float = Field(10.0, ge=0, description="How long a clip may wait for others to share its batch.")
+    window_seconds: float = Field(20.0, gt=0, description="Files longer than this are cut into windows this long.")
+    window_overlap_seconds: float = Field(4.0, ge=0, description="Overlap between neighbouring windows.")
+    windows_in_flight: int = Field(4, gt=0, description="Windows of one file queued at once (bounds its memory).")
+
+    stream_sample_rate: int = Field(16000, ge=4000, le=192000, description="PCM rate of streams sent no config.")
+    stream_endpoint_silence_ms: float = Field(500.0, gt=0, description="A pause this long ends an utterance.")
+    stream_max_utterance_seconds: float = Field(15.0, gt=0, description="Unbroken speech is cut this often.")
+    stream_partial_interval_ms: float = Field(400.0, gt=0, description="New audio between two partial results.")
+
+    @model_validator(mode="after")
+    def _windows_advance(self) -> Settings:
+        if self.window_overlap_seconds >= self.window_seconds:
+            raise ValueError("window_overlap_seconds must be shorter than window_seconds")
+        return self
+
+    @property
+    def batch_limits(self) -> BatchLimits:
+        return BatchLimits(self.max_batch_size, self.max_batch_seconds, self.max_wait_ms)
+
+    @property
+    def stream_config(self) -> StreamConfig:
+        return StreamConfig(
+            endpoint_silence_ms=self.stream_endpoint_silence_ms,
+            max_utterance_seconds=self.stream_max_utterance_seconds,
+            partial_interval_ms=self.stream_partial_interval_ms,
+        )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import av
+import numpy as np
 import pytest
 import soundfile
 import torch
@@ -18,6 +20,34 @@ def speak(text: str, voice: str = "en-us", rate: int = 150) -> bytes:
     waveform, sample_rate = synthesise(Voice("espeak-ng", voice, "male"), text, Prosody(rate=rate / 175))
     buffer = io.BytesIO()
     soundfile.write(buffer, waveform[0].numpy(), sample_rate, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+FORMATS = {
+    "wav": ("wav", "pcm_s16le"),
+    "flac": ("flac", "flac"),
+    "mp3": ("mp3", "libmp3lame"),
+    "ogg": ("ogg", "vorbis"),
+    "opus": ("ogg", "libopus"),
+    "webm": ("webm", "libopus"),
+    "m4a": ("ipod", "aac"),
+}
+"""Container and codec of each audio format the service must read."""
+
+
+def encode(waveform: torch.Tensor, sample_rate: int, kind: str) -> bytes:
+    """``(channels, samples)`` audio as a file of ``kind`` (a key of :data:`FORMATS`), encoded by FFmpeg."""
+    container, codec = FORMATS[kind]
+    layout = {1: "mono", 2: "stereo"}[waveform.shape[0]]
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format=container) as out:
+        stream = out.add_stream(codec, rate=sample_rate, layout=layout)
+        if codec == "vorbis":
+            stream.codec_context.options = {"strict": "experimental"}
+        frame = av.AudioFrame.from_ndarray(waveform.numpy().astype(np.float32), format="fltp", layout=layout)
+        frame.sample_rate = sample_rate
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            out.mux(packet)
     return buffer.getvalue()
 
 

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from asr.decoding import greedy_decode, greedy_decode_batch
+from asr.decoding import Word, greedy_decode, greedy_decode_batch, segment
 from asr.text import ALPHABET
 
 
@@ -54,3 +54,26 @@ def test_batch_respects_lengths():
     batch = torch.stack([posterior("hi___"), posterior("yo_ok")])
     texts = [t.text for t in greedy_decode_batch(batch, torch.tensor([2, 5]), 0.02)]
     assert texts == ["hi", "yook"]  # a blank between the two o keeps both
+
+
+def _words(*spans: tuple[str, float, float]) -> list[Word]:
+    return [Word(text, start, end, 0.9) for text, start, end in spans]
+
+
+def test_segments_break_at_pauses():
+    words = _words(("turn", 0.1, 0.3), ("it", 0.35, 0.5), ("off", 0.55, 0.8), ("now", 2.0, 2.3))
+    first, second = segment(words, max_pause=0.8)
+    assert (first.start, first.end, first.text, len(first.words)) == (0.1, 0.8, "turn it off", 3)
+    assert (second.start, second.end, second.text) == (2.0, 2.3, "now")
+
+
+def test_segments_never_exceed_their_length_limit():
+    words = _words(*[(f"w{i}", i * 0.5, i * 0.5 + 0.4) for i in range(40)])
+    segments = segment(words, max_seconds=5.0)
+    assert [len(s.words) for s in segments] == [10, 10, 10, 10]
+    assert all(s.end - s.start <= 5.0 for s in segments)
+    assert [w for s in segments for w in s.words] == words
+
+
+def test_no_words_no_segments():
+    assert segment([]) == []

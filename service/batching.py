@@ -1,0 +1,166 @@
+"""Dynamic batching: every recognition request of the process shares one inference worker.
+
+Callers on the event loop ``await batcher.transcribe(waveform)``; a worker thread (one per
+device, so the event loop never runs the model) gathers pending clips until the batch is full,
+its padded audio reaches the limit, or the oldest clip has waited ``max_wait_ms``. It then groups
+the oldest clip with those closest to it in length, so little compute goes to padding, runs them
+as one batch and routes each transcript back to its caller. The model's padding invariance makes
+a clip's transcript the same whichever batch it lands in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from asr.decoding import Transcript
+
+log = logging.getLogger("service")
+
+
+@dataclass(frozen=True)
+class BatchLimits:
+    max_batch_size: int = 16
+    max_batch_seconds: float = 240.0
+    """Padded audio per batch: the batch size times its longest clip."""
+    max_wait_ms: float = 10.0
+    """How long the oldest clip may wait for company before its batch runs anyway."""
+
+
+@dataclass(eq=False)
+class _Job:
+    waveform: torch.Tensor
+    future: asyncio.Future
+    loop: asyncio.AbstractEventLoop
+    arrived: float = field(default_factory=time.monotonic)
+
+    @property
+    def samples(self) -> int:
+        return self.waveform.shape[-1]
+
+
+@dataclass
+class BatchStats:
+    """What the worker reports after each batch (for metrics)."""
+
+    size: int
+    audio_seconds: float
+    padded_seconds: float
+    run_seconds: float
+
+
+class Batcher:
+    def __init__(
+        self,
+        run: Callable[[list[torch.Tensor]], list[Transcript]],
+        sample_rate: int,
+        limits: BatchLimits = BatchLimits(),
+        on_batch: Callable[[BatchStats], None] = lambda stats: None,
+    ):
+        """``run`` recognises a list of mono waveforms at ``sample_rate`` in one forward pass."""
+        self.run, self.sample_rate, self.limits, self.on_batch = run, sample_rate, limits, on_batch
+        self._pending: list[_Job] = []
+        self._wake = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._work, name="inference", daemon=True)
+        self._thread.start()
+
+    @property
+    def queue_depth(self) -> int:
+        return len(self._pending)
+
+    async def transcribe(self, waveform: torch.Tensor) -> Transcript:
+        """Recognise one mono clip at the batcher's sample rate, batched with whatever else is pending."""
+        if waveform.ndim != 1 or waveform.numel() == 0:
+            raise ValueError(f"expected a non-empty mono waveform, got shape {tuple(waveform.shape)}")
+        loop = asyncio.get_running_loop()
+        job = _Job(waveform, loop.create_future(), loop)
+        with self._wake:
+            if self._closed:
+                raise RuntimeError("the batcher is closed")
+            self._pending.append(job)
+            self._wake.notify()
+        return await job.future
+
+    def close(self) -> None:
+        """Finish the batch in progress, fail what is still pending, and stop the worker."""
+        with self._wake:
+            self._closed = True
+            self._wake.notify()
+        self._thread.join()
+
+    def _work(self) -> None:
+        while (batch := self._next_batch()) is not None:
+            started = time.perf_counter()
+            try:
+                results = self.run([job.waveform for job in batch])
+            except Exception as error:  # a bad batch fails its callers, never the worker
+                log.exception("a batch of %d failed", len(batch))
+                for job in batch:
+                    job.loop.call_soon_threadsafe(_settle, job.future, None, error)
+                continue
+            for job, result in zip(batch, results, strict=True):
+                job.loop.call_soon_threadsafe(_settle, job.future, result, None)
+            longest = max(job.samples for job in batch)
+            self.on_batch(
+                BatchStats(
+                    size=len(batch),
+                    audio_seconds=sum(job.samples for job in batch) / self.sample_rate,
+                    padded_seconds=len(batch) * longest / self.sample_rate,
+                    run_seconds=time.perf_counter() - started,
+                )
+            )
+
+    def _next_batch(self) -> list[_Job] | None:
+        """Wait for work, then let it gather for up to ``max_wait_ms`` unless a batch is already full."""
+        limits = self.limits
+        with self._wake:
+            while True:
+                self._pending = [job for job in self._pending if not job.future.cancelled()]
+                if self._closed:
+                    for job in self._pending:
+                        job.loop.call_soon_threadsafe(_settle, job.future, None, RuntimeError("the service stopped"))
+                    return None
+                if self._pending:
+                    waited = time.monotonic() - self._pending[0].arrived
+                    if len(self._pending) >= limits.max_batch_size or waited * 1000 >= limits.max_wait_ms:
+                        order = pick_batch([job.samples for job in self._pending], limits, self.sample_rate)
+                        chosen = [self._pending[i] for i in order]
+                        self._pending = [job for i, job in enumerate(self._pending) if i not in set(order)]
+                        return chosen
+                    self._wake.wait(limits.max_wait_ms / 1000 - waited)
+                else:
+                    self._wake.wait()
+
+
+def pick_batch(lengths: list[int], limits: BatchLimits, sample_rate: int) -> list[int]:
+    """Indices into ``lengths`` (oldest first) of the next batch, shortest clip first.
+
+    The oldest clip always goes, so nothing starves; the rest are the clips nearest to it in
+    length that fit the size and padded-audio limits.
+    """
+    budget = limits.max_batch_seconds * sample_rate
+    nearest = sorted(range(1, len(lengths)), key=lambda i: (abs(lengths[i] - lengths[0]), i))
+    chosen, longest = [0], lengths[0]
+    for i in nearest:
+        if len(chosen) == limits.max_batch_size:
+            break
+        if (len(chosen) + 1) * max(longest, lengths[i]) <= budget:
+            chosen.append(i)
+            longest = max(longest, lengths[i])
+    return sorted(chosen, key=lambda i: lengths[i])
+
+
+def _settle(future: asyncio.Future, result: Transcript | None, error: BaseException | None) -> None:
+    if future.done():  # the caller gave up (a closed connection cancels its request)
+        return
+    if error is None:
+        future.set_result(result)
+    else:
+        future.set_exception(error)

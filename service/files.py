@@ -1,0 +1,127 @@
+"""Transcribing a whole file of any length in bounded memory.
+
+The file is decoded piece by piece and cut into overlapping windows at its own rate; each window
+is downmixed and resampled by the shared feature code and goes through the batcher like any other
+request. A word belongs to the window in whose middle part it lies (each window gives up half the
+overlap at either side), so a word cut by one window's edge is read whole by its neighbour, and
+the merged transcript has no gaps and no doubles.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+
+import torch
+
+from asr.audio import AudioDecodeError, Source, stream
+from asr.decoding import Transcript, Word
+from asr.features import FeatureConfig, prepare_waveform
+from service.batching import Batcher
+
+log = logging.getLogger("service")
+
+
+@dataclass(frozen=True)
+class Window:
+    waveform: torch.Tensor
+    """``(channels, samples)`` at the file's rate."""
+    sample_rate: int
+    start: float
+    """Seconds from the start of the file."""
+    keep_from: float
+    """The part of the window whose words it contributes, in seconds from the start of the file."""
+    keep_to: float
+
+
+def windows(pieces: Iterator[tuple[torch.Tensor, int]], seconds: float, overlap: float) -> Iterator[Window]:
+    """Cut decoded pieces into windows of ``seconds`` that overlap by ``overlap``, holding about one window."""
+    buffer: list[torch.Tensor] = []
+    held = start = 0
+    rate = size = hop = 0
+    for piece, piece_rate in pieces:
+        if not rate:
+            rate = piece_rate
+            size, hop = round(seconds * rate), round((seconds - overlap) * rate)
+        buffer.append(piece)
+        held += piece.shape[-1]
+        while held > size:  # audio follows this window, so it is not the last
+            audio = torch.cat(buffer, dim=-1)
+            yield _window(audio[:, :size], rate, start, overlap, last=False)
+            buffer, held, start = [audio[:, hop:]], held - hop, start + hop
+    if held:
+        yield _window(torch.cat(buffer, dim=-1), rate, start, overlap, last=True)
+
+
+def _window(waveform: torch.Tensor, rate: int, start: int, overlap: float, last: bool) -> Window:
+    begin = start / rate
+    keep_from = 0.0 if start == 0 else begin + overlap / 2
+    keep_to = math.inf if last else begin + waveform.shape[-1] / rate - overlap / 2
+    return Window(waveform, rate, begin, keep_from, keep_to)
+
+
+def kept_words(window: Window, transcript: Transcript) -> list[Word]:
+    """The window's words that lie in its own part, in seconds from the start of the file."""
+    shifted = [replace(w, start=w.start + window.start, end=w.end + window.start) for w in transcript.words]
+    return [w for w in shifted if window.keep_from <= (w.start + w.end) / 2 < window.keep_to]
+
+
+@dataclass(frozen=True)
+class FileTranscript:
+    transcript: Transcript
+    duration: float
+    windows: int
+
+
+async def transcribe_file(
+    source: Source,
+    batcher: Batcher,
+    features: FeatureConfig,
+    window_seconds: float,
+    overlap_seconds: float,
+    in_flight: int = 4,
+    name: str = "upload",
+) -> FileTranscript:
+    """Decode ``source`` in a thread, window by window, with at most ``in_flight`` windows queued at once."""
+    started = time.perf_counter()
+    cut = windows(stream(source), window_seconds, overlap_seconds)
+    pending: list[tuple[Window, asyncio.Task]] = []
+    words: list[Word] = []
+    duration = 0.0
+    count = 0
+
+    def prepared() -> tuple[Window, torch.Tensor] | None:
+        window = next(cut, None)
+        return None if window is None else (window, prepare_waveform(window.waveform, window.sample_rate, features))
+
+    try:
+        while (item := await asyncio.to_thread(prepared)) is not None:
+            window, mono = item
+            count += 1
+            duration = window.start + window.waveform.shape[-1] / window.sample_rate
+            pending.append((window, asyncio.ensure_future(batcher.transcribe(mono))))
+            if len(pending) == in_flight:
+                done, task = pending.pop(0)
+                words += kept_words(done, await task)
+        for done, task in pending:
+            words += kept_words(done, await task)
+    finally:
+        for _, task in pending:
+            task.cancel()
+    if count == 0:
+        raise AudioDecodeError("the audio holds no samples")
+    if count > 1:
+        seconds = time.perf_counter() - started
+        log.info(
+            "long file %s: %.1f s of audio in %d windows, %.1f s (%.1fx real time)",
+            name,
+            duration,
+            count,
+            seconds,
+            duration / seconds,
+        )
+    return FileTranscript(Transcript(" ".join(w.word for w in words), words), duration, count)

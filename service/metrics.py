@@ -1,0 +1,64 @@
+"""Prometheus metrics of one app, in a registry of its own so that several apps can share a process."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.batching import BatchStats
+
+_LATENCY = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter("asr_requests", "HTTP requests by route and status", ["route", "status"], registry=r)
+        self.latency = Histogram(
+            "asr_request_seconds", "HTTP request latency by route", ["route"], buckets=_LATENCY, registry=r
+        )
+        self.batch_size = Histogram(
+            "asr_batch_size", "Clips per forward pass", buckets=(1, 2, 4, 8, 16, 32, 64), registry=r
+        )
+        self.batch_seconds = Histogram("asr_batch_seconds", "Time per forward pass", buckets=_LATENCY, registry=r)
+        self.queue_depth = Gauge("asr_queue_depth", "Clips waiting for the inference worker", registry=r)
+        self.audio = Counter("asr_audio_seconds", "Audio recognised, in seconds", ["source"], registry=r)
+        self.streams = Gauge("asr_streams_in_flight", "Open WebSocket streams", registry=r)
+
+    def observe_batch(self, stats: BatchStats) -> None:
+        self.batch_size.observe(stats.size)
+        self.batch_seconds.observe(stats.run_seconds)
+
+    def watch_queue(self, depth: Callable[[], int]) -> None:
+        self.queue_depth.set_function(depth)
+
+
+class RequestMetrics:
+    """ASGI middleware counting HTTP requests by route template (``/v1/transcribe``, not its query)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics):
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            self.metrics.requests.labels(route, str(status)).inc()
+            self.metrics.latency.labels(route).observe(time.perf_counter() - started)

@@ -1,0 +1,160 @@
+"""``WS /v1/stream``: live audio in, partial and final text out, in the Vosk server protocol.
+
+Existing Vosk clients work unchanged: an optional ``{"config": {...}}`` text message first (no
+reply), then binary 16-bit little-endian mono PCM in chunks of any size, each answered by exactly
+one message: ``{"partial": ...}`` while an utterance is open, or ``{"result": [...], "text": ...}``
+when one closed in that chunk. ``{"eof" : 1}`` answers with the last result and closes;
+``{"reset" : 1}`` answers with the open utterance's result and starts a new one. Problems are
+answered with ``{"error": ...}`` and a close code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+import torch
+from fastapi import APIRouter, WebSocket
+from starlette.websockets import WebSocketDisconnect
+
+from asr.decoding import Word
+from asr.features import prepare_waveform
+from service.engine import Engine
+from service.metrics import Metrics
+from service.settings import Settings
+from service.streaming import Stream, Utterance
+
+log = logging.getLogger("service")
+router = APIRouter()
+
+UNSUPPORTED_DATA = 1003
+INVALID_PAYLOAD = 1007
+POLICY_VIOLATION = 1008
+INTERNAL_ERROR = 1011
+TRY_AGAIN_LATER = 1013
+
+
+class ProtocolError(Exception):
+    def __init__(self, message: str, code: int):
+        super().__init__(message)
+        self.code = code
+
+
+class Session:
+    """One client's stream: parses its messages and builds each reply."""
+
+    def __init__(self, engine: Engine, settings: Settings, metrics: Metrics):
+        self.engine, self.settings, self.metrics = engine, settings, metrics
+        self.sample_rate = settings.stream_sample_rate
+        self.words = True
+        self.stream: Stream | None = None
+        self.partial = ""
+        self._odd_byte = b""
+
+    def configure(self, config: object) -> None:
+        if self.stream is not None:
+            raise ProtocolError("config must come before the first audio", POLICY_VIOLATION)
+        if not isinstance(config, dict):
+            raise ProtocolError('config must be an object, e.g. {"config": {"sample_rate": 16000}}', INVALID_PAYLOAD)
+        rate = config.get("sample_rate", self.sample_rate)
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 4000 <= rate <= 192000:
+            raise ProtocolError(f"sample_rate must be a number from 4000 to 192000, not {rate!r}", INVALID_PAYLOAD)
+        self.sample_rate = int(rate)
+        self.words = bool(config.get("words", self.words))
+
+    async def audio(self, data: bytes) -> dict:
+        if self.stream is None:
+            self.stream = Stream(self.sample_rate, self.settings.stream_config)
+        data = self._odd_byte + data
+        usable = len(data) // 2 * 2
+        self._odd_byte = data[usable:]
+        samples = torch.frombuffer(bytearray(data[:usable]), dtype=torch.int16).float() / 32768
+        self.metrics.audio.labels("stream").inc(samples.numel() / self.sample_rate)
+        closed = self.stream.feed(samples)
+        if closed:
+            self.partial = ""
+            return await self._result(closed)
+        if self.stream.partial_due():
+            self.stream.mark_read()
+            words = await self._read(self.stream.open_utterance())
+            self.partial = " ".join(w.word for w in words)
+        return {"partial": self.partial if self.stream.is_open else ""}
+
+    async def flush(self) -> dict:
+        """The result of the open utterance, if any (``{"text": ""}`` if none), and a fresh start."""
+        utterance = self.stream.flush() if self.stream is not None else None
+        self.partial = ""
+        return await self._result([utterance] if utterance is not None else [])
+
+    async def _result(self, utterances: list[Utterance]) -> dict:
+        words = [w for words in await asyncio.gather(*map(self._read, utterances)) for w in words]
+        text = " ".join(w.word for w in words)
+        if not self.words or not words:
+            return {"text": text}
+        result = [
+            {"conf": round(w.confidence, 4), "end": round(w.end, 3), "start": round(w.start, 3), "word": w.word}
+            for w in words
+        ]
+        return {"result": result, "text": text}
+
+    async def _read(self, utterance: Utterance) -> list[Word]:
+        """The utterance's words, timed from the start of the stream."""
+        features = self.engine.transcriber.info.feature_config
+        transcript = await self.engine.batcher.transcribe(prepare_waveform(utterance.audio, self.sample_rate, features))
+        return [
+            Word(w.word, w.start + utterance.start, w.end + utterance.start, w.confidence) for w in transcript.words
+        ]
+
+
+def _command(text: str) -> dict:
+    try:
+        message = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ProtocolError(f"text messages must be JSON ({error})", INVALID_PAYLOAD) from None
+    if not isinstance(message, dict) or not message.keys() & {"config", "eof", "reset"}:
+        raise ProtocolError(
+            'expected {"config": {...}}, {"eof" : 1} or {"reset" : 1}; audio goes in binary messages', UNSUPPORTED_DATA
+        )
+    return message
+
+
+@router.websocket("/v1/stream")
+async def stream(websocket: WebSocket) -> None:
+    await websocket.accept()
+    engine: Engine | None = websocket.app.state.engine
+    if engine is None:
+        await websocket.send_json({"error": "the model is not loaded yet; GET /ready says when it is"})
+        await websocket.close(TRY_AGAIN_LATER)
+        return
+    metrics: Metrics = websocket.app.state.metrics
+    session = Session(engine, websocket.app.state.settings, metrics)
+    metrics.streams.inc()
+    try:
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            if message.get("bytes") is not None:
+                await websocket.send_json(await session.audio(message["bytes"]))
+                continue
+            command = _command(message.get("text") or "")
+            if "config" in command:
+                session.configure(command["config"])
+            elif "reset" in command:
+                await websocket.send_json(await session.flush())
+            else:
+                await websocket.send_json(await session.flush())
+                await websocket.close()
+                return
+    except ProtocolError as error:
+        await websocket.send_json({"error": str(error)})
+        await websocket.close(error.code)
+    except WebSocketDisconnect:
+        pass
+    except Exception as error:  # the stream ends with a reason; the server and other streams go on
+        log.exception("stream failed")
+        await websocket.send_json({"error": f"{type(error).__name__}: {error}"})
+        await websocket.close(INTERNAL_ERROR)
+    finally:
+        metrics.streams.dec()

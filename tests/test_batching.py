@@ -1,0 +1,131 @@
+"""The dynamic batcher with the bundled model: batching changes nothing but throughput."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import torch
+
+from asr.audio import decode
+from asr.checkpoint import DEFAULT_CHECKPOINT
+from asr.features import prepare_waveform
+from asr.transcriber import Transcriber
+from service.batching import Batcher, BatchLimits, BatchStats, pick_batch
+from tests.conftest import speak
+
+SENTENCES = [
+    "turn off the kitchen lights",
+    "what time is it",
+    "call alice on monday morning",
+    "play some music",
+    "set a timer for twenty minutes",
+    "open the garage door please",
+]
+
+
+@pytest.fixture(scope="module")
+def transcriber() -> Transcriber:
+    return Transcriber.from_checkpoint(DEFAULT_CHECKPOINT, "cpu")
+
+
+@pytest.fixture(scope="module")
+def clips() -> list[torch.Tensor]:
+    return [prepare_waveform(*decode(speak(text, rate=130 + 15 * i))) for i, text in enumerate(SENTENCES)]
+
+
+def test_pick_batch_takes_the_oldest_and_its_nearest_lengths():
+    limits = BatchLimits(max_batch_size=3, max_batch_seconds=1000)
+    assert pick_batch([50, 10, 49, 90, 52, 51], limits, sample_rate=1) == [2, 0, 5]
+
+
+def test_pick_batch_keeps_padded_audio_under_the_limit():
+    limits = BatchLimits(max_batch_size=16, max_batch_seconds=100)
+    # 30 + 30 + 31 fits (3 x 31 = 93); a fourth at 31 would pad to 124.
+    assert pick_batch([30, 30, 31, 31, 5], limits, sample_rate=1) == [0, 1, 2]
+    # The oldest goes even when it alone is over the limit, so that nothing waits forever.
+    assert pick_batch([500, 1, 2], limits, sample_rate=1) == [0]
+
+
+def test_a_clip_reads_the_same_alone_and_in_any_batch(transcriber, clips):
+    alone = [transcriber.transcribe([(clip, 16000)])[0] for clip in clips]
+    sizes: list[int] = []
+
+    async def together():
+        batcher = Batcher(
+            lambda ws: transcriber.transcribe([(w, 16000) for w in ws]),
+            16000,
+            BatchLimits(max_batch_size=4, max_wait_ms=200),
+            lambda stats: sizes.append(stats.size),
+        )
+        try:
+            return await asyncio.gather(*(batcher.transcribe(clip) for clip in clips))
+        finally:
+            batcher.close()
+
+    batched = asyncio.run(together())
+    assert sorted(sizes, reverse=True) == [4, 2]
+    assert [t.text for t in batched] == [t.text for t in alone]
+    timings = [[(w.word, w.start, w.end) for w in t.words] for t in alone]
+    assert [[(w.word, w.start, w.end) for w in t.words] for t in batched] == timings
+    # Confidences come from batched matrix products, which round differently in the last bits.
+    confidences = [w.confidence for t in alone for w in t.words]
+    assert [w.confidence for t in batched for w in t.words] == pytest.approx(confidences, rel=1e-5)
+
+
+def test_a_failing_batch_fails_only_its_callers_and_the_worker_goes_on():
+    calls: list[int] = []
+
+    def run(waveforms):
+        calls.append(len(waveforms))
+        if any(w[0] < 0 for w in waveforms):
+            raise RuntimeError("injected failure")
+        return [f"{w.numel()} samples" for w in waveforms]
+
+    async def scenario():
+        batcher = Batcher(run, 16000, BatchLimits(max_wait_ms=0))
+        try:
+            with pytest.raises(RuntimeError, match="injected failure"):
+                await batcher.transcribe(-torch.ones(10))
+            return await batcher.transcribe(torch.ones(20))
+        finally:
+            batcher.close()
+
+    assert asyncio.run(scenario()) == "20 samples"
+    assert calls == [1, 1]
+
+
+def test_a_cancelled_request_is_never_run():
+    seen: list[int] = []
+    stats: list[BatchStats] = []
+
+    def run(waveforms):
+        seen.extend(w.numel() for w in waveforms)
+        return ["ok"] * len(waveforms)
+
+    async def scenario():
+        batcher = Batcher(run, 16000, BatchLimits(max_wait_ms=300), stats.append)
+        try:
+            gone = asyncio.ensure_future(batcher.transcribe(torch.ones(111)))
+            await asyncio.sleep(0.05)
+            gone.cancel()
+            return await batcher.transcribe(torch.ones(222))
+        finally:
+            batcher.close()
+
+    assert asyncio.run(scenario()) == "ok"
+    assert seen == [222] and [s.size for s in stats] == [1]
+
+
+def test_pending_requests_fail_cleanly_when_the_batcher_closes():
+    async def scenario():
+        batcher = Batcher(lambda ws: ["ok"] * len(ws), 16000, BatchLimits(max_wait_ms=10_000, max_batch_size=8))
+        waiting = asyncio.ensure_future(batcher.transcribe(torch.ones(5)))
+        await asyncio.sleep(0.05)
+        await asyncio.to_thread(batcher.close)
+        with pytest.raises(RuntimeError, match="the service stopped"):
+            await waiting
+        with pytest.raises(RuntimeError, match="closed"):
+            await batcher.transcribe(torch.ones(5))
+
+    asyncio.run(scenario())

@@ -1,0 +1,117 @@
+"""Files of any length: overlapping windows that tile the timeline, merged without gaps or doubles."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+
+import pytest
+import torch
+
+from asr.audio import decode
+from asr.checkpoint import DEFAULT_CHECKPOINT
+from asr.decoding import Transcript, Word
+from asr.features import FeatureConfig, prepare_waveform
+from asr.transcriber import Transcriber
+from service.batching import Batcher, BatchLimits
+from service.files import kept_words, transcribe_file, windows
+from tests.conftest import encode, speak
+from training.metrics import cer
+
+
+def _pieces(samples: int, rate: int, sizes=(1000, 4096, 333)):
+    """A ramp (each sample its own index) in pieces of varying size, counting how many were taken."""
+    taken = []
+    start = 0
+    while start < samples:
+        size = sizes[len(taken) % len(sizes)]
+        taken.append(size)
+        yield torch.arange(start, min(start + size, samples), dtype=torch.float64)[None], rate
+        start += size
+
+
+def test_windows_tile_the_file_and_overlap_by_the_given_amount():
+    rate, seconds, overlap = 1000, 10.0, 2.0
+    cut = list(windows(_pieces(47_500, rate), seconds, overlap))
+    assert [w.start for w in cut] == [0.0, 8.0, 16.0, 24.0, 32.0, 40.0]
+    assert [w.waveform.shape[-1] for w in cut] == [10_000] * 5 + [7_500]
+    for w in cut:  # every window holds exactly its own stretch of the file
+        assert torch.equal(
+            w.waveform[0],
+            torch.arange(round(w.start * rate), round(w.start * rate) + w.waveform.shape[-1], dtype=torch.float64),
+        )
+    # The parts whose words each window keeps meet end to end and cover the whole timeline.
+    assert cut[0].keep_from == 0 and cut[-1].keep_to == math.inf
+    assert all(a.keep_to == b.keep_from == b.start + overlap / 2 for a, b in zip(cut, cut[1:]))
+
+
+def test_a_file_shorter_than_a_window_is_one_window():
+    [only] = windows(_pieces(3_000, 1000), 10.0, 2.0)
+    assert (only.start, only.keep_from, only.keep_to, only.waveform.shape[-1]) == (0.0, 0.0, math.inf, 3_000)
+
+
+def test_windows_are_cut_while_the_file_is_still_being_read():
+    consumed = []
+
+    def pieces():
+        for i in range(100):
+            consumed.append(i)
+            yield torch.zeros(1, 1000), 1000
+
+    first = next(windows(pieces(), 10.0, 2.0))
+    assert first.start == 0 and len(consumed) == 11  # one piece past the window, not the whole file
+
+
+def test_a_word_belongs_to_the_window_it_lies_in_the_middle_of():
+    window = next(windows(iter([(torch.zeros(1, 30_000), 1000)]), 10.0, 2.0))
+    later = next(w for w in windows(iter([(torch.zeros(1, 30_000), 1000)]), 10.0, 2.0) if w.start == 8.0)
+    words = [Word("early", 0.5, 1.0, 0.9), Word("edge", 1.8, 2.6, 0.9), Word("late", 2.5, 3.5, 0.9)]
+    # In the second window (8 s to 18 s, keeping 9 s to 17 s) "edge" centres at 10.2 s: kept.
+    assert [w.word for w in kept_words(later, Transcript("", words))] == ["edge", "late"]
+    assert [(w.start, w.end) for w in kept_words(later, Transcript("", words))] == [(9.8, 10.6), (10.5, 11.5)]
+    assert [w.word for w in kept_words(window, Transcript("", words))] == ["early", "edge", "late"]
+
+
+@pytest.fixture(scope="module")
+def transcriber() -> Transcriber:
+    return Transcriber.from_checkpoint(DEFAULT_CHECKPOINT, "cpu")
+
+
+def _transcribe(transcriber: Transcriber, data: bytes, seconds: float, overlap: float):
+    async def run():
+        batcher = Batcher(lambda ws: transcriber.transcribe([(w, 16000) for w in ws]), 16000, BatchLimits())
+        try:
+            return await transcribe_file(data, batcher, FeatureConfig(), seconds, overlap)
+        finally:
+            batcher.close()
+
+    return asyncio.run(run())
+
+
+def test_a_long_file_reads_like_one_pass_over_it(transcriber):
+    sentences = [
+        "turn off the kitchen lights",
+        "the meeting starts at nine tomorrow",
+        "please call alice on monday morning",
+        "it is going to rain this afternoon",
+        "set a timer for twenty minutes",
+        "open the garage door",
+    ]
+    parts = []
+    for i, text in enumerate(sentences):
+        waveform, rate = decode(speak(text, rate=140 + 10 * i))
+        parts += [prepare_waveform(waveform, rate), torch.zeros(16000 * (i % 3) // 2)]
+    audio = torch.cat(parts)[None]
+    data = encode(audio, 16000, "flac")
+    whole = _transcribe(transcriber, data, seconds=120, overlap=4)
+    windowed = _transcribe(transcriber, data, seconds=6, overlap=2)
+    assert (whole.windows, windowed.windows) == (1, math.ceil((audio.shape[-1] / 16000 - 2) / 4))
+    assert whole.duration == windowed.duration == pytest.approx(audio.shape[-1] / 16000)
+    # Windows cut words that the next window then reads whole, with less context than one pass has.
+    assert cer([whole.transcript.text], [windowed.transcript.text]) <= 0.05
+    words = windowed.transcript.words
+    # No doubles: no two words overlap in time, as a word read by two windows would.
+    assert all(a.end <= b.start for a, b in zip(words, words[1:])) and words[-1].end <= windowed.duration
+    # No gaps: every word of the single pass is there, at the same time.
+    for word in whole.transcript.words:
+        assert any(w.start < word.end and word.start < w.end for w in words), word
