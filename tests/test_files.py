@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from itertools import pairwise
 
 import pytest
 import torch
@@ -42,7 +43,7 @@ def test_windows_tile_the_file_and_overlap_by_the_given_amount():
         )
     # The parts whose words each window keeps meet end to end and cover the whole timeline.
     assert cut[0].keep_from == 0 and cut[-1].keep_to == math.inf
-    assert all(a.keep_to == b.keep_from == b.start + overlap / 2 for a, b in zip(cut, cut[1:]))
+    assert all(a.keep_to == b.keep_from == b.start + overlap / 2 for a, b in pairwise(cut))
 
 
 def test_a_file_shorter_than_a_window_is_one_window():
@@ -111,7 +112,7 @@ def test_a_long_file_reads_like_one_pass_over_it(transcriber):
     assert cer([whole.transcript.text], [windowed.transcript.text]) <= 0.05
     words = windowed.transcript.words
     # No doubles: no two words overlap in time, as a word read by two windows would.
-    assert all(a.end <= b.start for a, b in zip(words, words[1:])) and words[-1].end <= windowed.duration
+    assert all(a.end <= b.start for a, b in pairwise(words)) and words[-1].end <= windowed.duration
     # No gaps: every word of the single pass is there, at the same time.
     for word in whole.transcript.words:
         assert any(w.start < word.end and word.start < w.end for w in words), word

@@ -1,0 +1,137 @@
+"""The OpenAI-compatible endpoints, driven by OpenAI's own Python client against the real server."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import openai
+import pytest
+
+from asr.audio import decode
+from asr.checkpoint import DEFAULT_CHECKPOINT
+from asr.transcriber import Transcriber
+from tests.conftest import speak
+
+SENTENCE = "please call alice on monday morning"
+
+
+@pytest.fixture(scope="module")
+def client(server) -> openai.OpenAI:
+    url, _ = server
+    return openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
+
+
+@pytest.fixture(scope="module")
+def speech() -> bytes:
+    return speak(SENTENCE, voice="en-us", rate=150)
+
+
+@pytest.fixture(scope="module")
+def expected(speech):
+    [transcript] = Transcriber.from_checkpoint(DEFAULT_CHECKPOINT, "cpu").transcribe([decode(speech)])
+    return transcript
+
+
+def test_json_is_the_default_and_carries_the_text(client, speech, expected):
+    result = client.audio.transcriptions.create(model="whisper-1", file=("speech.wav", speech))
+    assert result.text == expected.text
+    assert result.usage.type == "duration" and result.usage.seconds == 3
+
+
+def test_the_loaded_model_is_listed_and_answers_by_its_own_name(client, speech, expected):
+    [model] = client.models.list().data
+    assert (model.id, model.object, model.owned_by) == ("default", "model", "asr") and model.created > 1.7e9
+    assert client.models.retrieve("default").id == "default"
+    result = client.audio.transcriptions.create(model=model.id, file=("speech.wav", speech), language="en")
+    assert result.text == expected.text
+
+
+def test_text_srt_and_vtt(client, speech, expected):
+    text = client.audio.transcriptions.create(model="whisper-1", file=("a.wav", speech), response_format="text")
+    assert text == expected.text + "\n"
+    srt = client.audio.transcriptions.create(model="whisper-1", file=("a.wav", speech), response_format="srt")
+    start, end = expected.words[0].start, expected.words[-1].end
+    assert re.fullmatch(r"1\n00:00:00,\d{3} --> 00:00:0\d,\d{3}\n" + re.escape(expected.text) + r"\n\n", srt)
+    assert (
+        srt.split("\n")[1] == f"00:00:00,{round(start * 1000):03d} --> 00:00:0{int(end)},{round(end * 1000) % 1000:03d}"
+    )
+    vtt = client.audio.transcriptions.create(model="whisper-1", file=("a.wav", speech), response_format="vtt")
+    assert vtt.startswith("WEBVTT\n\n00:00:00.") and vtt.endswith(expected.text + "\n\n")
+
+
+def test_verbose_json_with_word_and_segment_timestamps(client, speech, expected):
+    result = client.audio.transcriptions.create(
+        model="whisper-1",
+        file=("speech.wav", speech),
+        response_format="verbose_json",
+        timestamp_granularities=["word", "segment"],
+    )
+    assert result.text == expected.text and result.language == "english"
+    assert result.duration == pytest.approx(decode(speech)[0].shape[-1] / 22050, abs=1e-3)
+    assert [(w.word, w.start, w.end) for w in result.words] == [
+        (w.word, round(w.start, 3), round(w.end, 3)) for w in expected.words
+    ]
+    [segment] = result.segments
+    assert (segment.id, segment.text, segment.start, segment.end) == (
+        0,
+        expected.text,
+        round(expected.words[0].start, 3),
+        round(expected.words[-1].end, 3),
+    )
+    assert segment.avg_logprob < 0 and segment.compression_ratio > 0
+
+
+def test_verbose_json_gives_segments_only_unless_words_are_asked_for(client, speech):
+    result = client.audio.transcriptions.create(
+        model="whisper-1", file=("a.wav", speech), response_format="verbose_json"
+    )
+    assert result.segments and result.words is None
+    words_only = client.audio.transcriptions.create(
+        model="whisper-1", file=("a.wav", speech), response_format="verbose_json", timestamp_granularities=["word"]
+    )
+    assert words_only.words and words_only.segments is None
+
+
+def test_harmless_options_are_accepted_and_ignored(client, speech, expected):
+    result = client.audio.transcriptions.create(
+        model="whisper-1",
+        file=("speech.wav", speech),
+        prompt="a phone call",
+        temperature=0.4,
+        extra_body={"chunking_strategy": "auto", "some_future_option": "1"},
+    )
+    assert result.text == expected.text
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"model": "whisper-large-v3"}, "model: no model 'whisper-large-v3' here; use 'default' (GET /v1/models)"),
+        ({"language": "fr"}, "language: the model recognises English only ('en'), not 'fr'"),
+        ({"response_format": "diarized_json"},
+         "response_format: 'diarized_json' is not one of json, text, srt, vtt, verbose_json"),
+        ({"temperature": 1.5}, "temperature: must be between 0 and 1, not 1.5"),
+        ({"timestamp_granularities": ["word"]}, "timestamp_granularities: needs response_format verbose_json"),
+    ],
+)  # fmt: skip
+def test_options_that_cannot_be_honoured_are_a_400_naming_them(client, speech, options, message):
+    with pytest.raises(openai.BadRequestError) as error:
+        client.audio.transcriptions.create(**{"model": "whisper-1", "file": ("a.wav", speech), **options})
+    assert error.value.status_code == 400
+    assert error.value.body == {"code": f"invalid_{message.split(':')[0]}", "message": message}
+
+
+def test_streamed_responses_are_refused_with_a_pointer_to_the_websocket(server, speech):
+    url, _ = server
+    response = httpx.post(
+        f"{url}/v1/audio/transcriptions",
+        files={"file": ("a.wav", speech)},
+        data={"model": "gpt-4o-transcribe", "stream": "true"},
+    )
+    assert response.status_code == 400 and "WS /v1/stream" in response.json()["error"]["message"]
+
+
+def test_an_unknown_model_id_is_a_404(client):
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve("whisper-1")

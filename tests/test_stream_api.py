@@ -1,0 +1,132 @@
+"""``WS /v1/stream`` against the real server, as a Vosk client drives it: lockstep send and receive."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import ClientConnection, connect
+
+from asr.audio import decode
+from asr.features import FeatureConfig, prepare_waveform
+from tests.conftest import speak
+from training.metrics import cer
+
+SENTENCES = ["turn off the kitchen lights", "what time is it"]
+
+
+def pcm(rate: int, pause: float = 1.0, sentences: list[str] = SENTENCES) -> tuple[bytes, list[float]]:
+    """The sentences spoken with pauses, as 16-bit PCM at ``rate``, and when each sentence starts."""
+    parts, starts, at = [torch.zeros(rate // 2)], [], 0.5
+    for text in sentences:
+        waveform, original = decode(speak(text, voice="en-gb-x-rp", rate=160))
+        speech = prepare_waveform(waveform, original, FeatureConfig(sample_rate=rate))
+        starts.append(at)
+        parts += [speech, torch.zeros(round(rate * pause))]
+        at += (speech.numel() + round(rate * pause)) / rate
+    return (torch.cat(parts) * 32767).round().to(torch.int16).numpy().tobytes(), starts
+
+
+def ws_url(server) -> str:
+    return server[0].replace("http://", "ws://") + "/v1/stream"
+
+
+def session(ws: ClientConnection, audio: bytes, chunk_bytes: int) -> list[dict]:
+    """Send every chunk and read its one reply, as Vosk clients do."""
+    replies = []
+    for i in range(0, len(audio), chunk_bytes):
+        ws.send(audio[i : i + chunk_bytes])
+        replies.append(json.loads(ws.recv(timeout=30)))
+    return replies
+
+
+@pytest.mark.parametrize("rate", [8000, 16000, 44100, 48000])
+def test_partials_then_one_result_per_utterance_timed_from_the_stream_start(server, rate):
+    audio, starts = pcm(rate)
+    with connect(ws_url(server)) as ws:
+        ws.send(json.dumps({"config": {"sample_rate": rate, "words": True}}))
+        chunk = rate // 5 * 2  # 200 ms
+        replies = session(ws, audio, chunk)
+        ws.send('{"eof" : 1}')
+        last = json.loads(ws.recv(timeout=30))
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=5)
+        assert closed.value.rcvd.code == 1000
+    assert len(replies) == -(-len(audio) // chunk)  # exactly one reply per audio message
+    results = [r for r in replies if "result" in r]
+    assert [set(r) for r in replies if r not in results] == [{"partial"}] * (len(replies) - len(results))
+    assert len(results) == 2 and last == {"text": ""}
+    partials = [r["partial"] for r in replies[: replies.index(results[0])] if r["partial"]]
+    # The text grows as the utterance does, and its last partial is nearly the final reading.
+    assert len(partials) >= 3 and len(partials[0]) < len(partials[-1])
+    assert cer([results[0]["text"]], [partials[-1]]) <= 0.3
+    for result, start, text in zip(results, starts, SENTENCES, strict=True):
+        assert result["text"] == " ".join(w["word"] for w in result["result"])
+        assert cer([text], [result["text"]]) <= 0.35, result["text"]
+        assert start - 0.1 <= result["result"][0]["start"] < start + 0.3
+        assert all(0 < w["conf"] <= 1 and w["start"] < w["end"] for w in result["result"])
+
+
+def test_without_words_a_result_carries_only_text_and_eof_flushes_the_open_utterance(server):
+    audio, _ = pcm(16000, pause=0.0, sentences=["turn off the kitchen lights"])
+    cut = audio[: 2 * 16000 * 3 // 2]  # the first 1.5 s: half a second of silence, then the speech breaks off
+    with connect(ws_url(server)) as ws:
+        ws.send(json.dumps({"config": {"sample_rate": 16000, "words": False}}))
+        replies = session(ws, cut, 3200)
+        assert all(set(r) == {"partial"} for r in replies) and replies[-1]["partial"]
+        ws.send('{"eof" : 1}')
+        last = json.loads(ws.recv(timeout=30))
+    assert set(last) == {"text"} and last["text"].split()[0] == replies[-1]["partial"].split()[0]
+
+
+def test_reset_answers_with_the_open_utterance_and_starts_afresh(server):
+    audio, _ = pcm(16000, pause=0.0, sentences=["turn off the kitchen lights"])
+    with connect(ws_url(server)) as ws:
+        session(ws, audio, 4000)
+        ws.send('{"reset" : 1}')
+        flushed = json.loads(ws.recv(timeout=30))
+        assert cer(["turn off the kitchen lights"], [flushed["text"]]) <= 0.35 and "result" in flushed
+        replies = session(ws, audio, 4000)
+        assert replies[0] == {"partial": ""} or "partial" in replies[0]
+        ws.send('{"eof" : 1}')
+        again = json.loads(ws.recv(timeout=30))
+    # Timestamps go on from the start of the stream, across the reset.
+    assert again["result"][0]["start"] > flushed["result"][-1]["end"]
+
+
+def test_chunks_of_odd_sizes_are_one_byte_stream(server):
+    audio, _ = pcm(16000, sentences=["what time is it"])
+    with connect(ws_url(server)) as ws:
+        odd = session(ws, audio, 3001)
+        ws.send('{"eof" : 1}')
+        ws.recv(timeout=30)
+    with connect(ws_url(server)) as ws:
+        even = session(ws, audio, 3200)
+    [a] = [r for r in odd if "result" in r]
+    [b] = [r for r in even if "result" in r]
+    assert a["text"] == b["text"]
+
+
+@pytest.mark.parametrize(
+    ("messages", "code", "error"),
+    [
+        (["not json"], 1007, "text messages must be JSON"),
+        (['{"config": {"sample_rate": 100}}'], 1007, "sample_rate must be a number from 4000 to 192000, not 100"),
+        (['{"config": "fast"}'], 1007, "config must be an object"),
+        ([b"\x00\x00" * 800, '{"config": {"sample_rate": 8000}}'], 1008, "config must come before the first audio"),
+        (['{"transcribe": true}'], 1003, 'expected {"config": {...}}'),
+    ],
+)
+def test_protocol_errors_get_an_error_message_and_a_close_code(server, messages, code, error):
+    with connect(ws_url(server)) as ws:
+        for message in messages:
+            ws.send(message)
+            if isinstance(message, bytes):
+                assert "partial" in json.loads(ws.recv(timeout=30))
+        reply = json.loads(ws.recv(timeout=30))
+        assert reply["error"].startswith(error)
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=5)
+        assert closed.value.rcvd.code == code
