@@ -50,8 +50,6 @@ class BatchStats:
     """What the worker reports after each batch (for metrics)."""
 
     size: int
-    audio_seconds: float
-    padded_seconds: float
     run_seconds: float
 
 
@@ -103,19 +101,11 @@ class Batcher:
             except Exception as error:  # a bad batch fails its callers, never the worker
                 log.exception("a batch of %d failed", len(batch))
                 for job in batch:
-                    job.loop.call_soon_threadsafe(_settle, job.future, None, error)
+                    _deliver(job, None, error)
                 continue
             for job, result in zip(batch, results, strict=True):
-                job.loop.call_soon_threadsafe(_settle, job.future, result, None)
-            longest = max(job.samples for job in batch)
-            self.on_batch(
-                BatchStats(
-                    size=len(batch),
-                    audio_seconds=sum(job.samples for job in batch) / self.sample_rate,
-                    padded_seconds=len(batch) * longest / self.sample_rate,
-                    run_seconds=time.perf_counter() - started,
-                )
-            )
+                _deliver(job, result, None)
+            self.on_batch(BatchStats(size=len(batch), run_seconds=time.perf_counter() - started))
 
     def _next_batch(self) -> list[_Job] | None:
         """Wait for work, then let it gather for up to ``max_wait_ms`` unless a batch is already full."""
@@ -125,14 +115,14 @@ class Batcher:
                 self._pending = [job for job in self._pending if not job.future.cancelled()]
                 if self._closed:
                     for job in self._pending:
-                        job.loop.call_soon_threadsafe(_settle, job.future, None, RuntimeError("the service stopped"))
+                        _deliver(job, None, RuntimeError("the service stopped"))
                     return None
                 if self._pending:
                     waited = time.monotonic() - self._pending[0].arrived
                     if len(self._pending) >= limits.max_batch_size or waited * 1000 >= limits.max_wait_ms:
                         order = pick_batch([job.samples for job in self._pending], limits, self.sample_rate)
-                        chosen = [self._pending[i] for i in order]
-                        self._pending = [job for i, job in enumerate(self._pending) if i not in set(order)]
+                        chosen, taken = [self._pending[i] for i in order], set(order)
+                        self._pending = [job for i, job in enumerate(self._pending) if i not in taken]
                         return chosen
                     self._wake.wait(limits.max_wait_ms / 1000 - waited)
                 else:
@@ -155,6 +145,14 @@ def pick_batch(lengths: list[int], limits: BatchLimits, sample_rate: int) -> lis
             chosen.append(i)
             longest = max(longest, lengths[i])
     return sorted(chosen, key=lambda i: lengths[i])
+
+
+def _deliver(job: _Job, result: Transcript | None, error: BaseException | None) -> None:
+    """Hand a result to the caller's event loop; a loop that has already closed has no one waiting."""
+    try:
+        job.loop.call_soon_threadsafe(_settle, job.future, result, error)
+    except RuntimeError:
+        log.warning("dropped a result: its event loop is closed")
 
 
 def _settle(future: asyncio.Future, result: Transcript | None, error: BaseException | None) -> None:

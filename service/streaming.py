@@ -70,10 +70,6 @@ class Stream:
     def is_open(self) -> bool:
         return self._open is not None
 
-    @property
-    def seconds(self) -> float:
-        return (self._position + self._leftover.numel()) / self.rate
-
     def feed(self, samples: torch.Tensor) -> list[Utterance]:
         """Add mono float samples; return the utterances this audio closed."""
         samples = torch.cat([self._leftover, samples.float()])
