@@ -178,6 +178,9 @@ def test_ready_is_503_and_recognition_refused_until_the_model_is_loaded(monkeypa
         assert client.get("/ready").status_code == 503 and client.get("/ready").json() == {"status": "loading"}
         refused = client.post("/v1/transcribe", files={"file": ("a.wav", speak("hello"))})
         assert refused.status_code == 503 and refused.json()["error"]["code"] == "model_not_ready"
+        with client.websocket_connect("/v1/stream") as ws:
+            assert ws.receive_json() == {"error": "the model is not loaded yet; GET /ready says when it is"}
+            assert ws.receive()["code"] == 1013  # try again later
         release.set()
         _wait_ready(client)
         assert client.get("/ready").json() == {"status": "ready"}

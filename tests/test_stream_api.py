@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import pytest
 import torch
 from websockets.exceptions import ConnectionClosed
@@ -85,6 +86,7 @@ def test_reset_answers_with_the_open_utterance_and_starts_afresh(server):
     audio, _ = pcm(16000, pause=0.0, sentences=["turn off the kitchen lights"])
     with connect(ws_url(server)) as ws:
         session(ws, audio, 4000)
+        assert "asr_streams_in_flight 1.0" in httpx.get(f"{server[0]}/metrics").text
         ws.send('{"reset" : 1}')
         flushed = json.loads(ws.recv(timeout=30))
         assert cer(["turn off the kitchen lights"], [flushed["text"]]) <= 0.35 and "result" in flushed
