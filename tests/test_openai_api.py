@@ -119,7 +119,13 @@ def test_options_that_cannot_be_honoured_are_a_400_naming_them(client, speech, o
     with pytest.raises(openai.BadRequestError) as error:
         client.audio.transcriptions.create(**{"model": "whisper-1", "file": ("a.wav", speech), **options})
     assert error.value.status_code == 400
-    assert error.value.body == {"code": f"invalid_{message.split(':')[0]}", "message": message}
+    param = message.split(":")[0]
+    assert error.value.body == {
+        "code": f"invalid_{param}",
+        "message": message,
+        "type": "invalid_request_error",
+        "param": param,
+    }
 
 
 def test_streamed_responses_are_refused_with_a_pointer_to_the_websocket(server, speech):

@@ -123,7 +123,12 @@ def test_non_audio_upload_is_a_clear_400(server):
     response = httpx.post(f"{url}/v1/transcribe", files={"file": ("notes.wav", b"these are not audio bytes" * 9)})
     assert response.status_code == 400
     message = "notes.wav: not a supported audio file (Invalid data found when processing input)"
-    assert response.json()["error"] == {"code": "invalid_audio", "message": message}
+    assert response.json()["error"] == {
+        "code": "invalid_audio",
+        "message": message,
+        "type": "invalid_request_error",
+        "param": None,
+    }
 
 
 def test_empty_upload_is_a_clear_400(server):
@@ -199,6 +204,7 @@ def test_a_failure_inside_recognition_is_a_json_500_naming_it_and_the_service_go
         monkeypatch.setattr(transcriber, "transcribe", broken)
         response = client.post("/v1/transcribe", files={"file": ("a.wav", speak("open the door"), "audio/wav")})
         assert response.status_code == 500
-        assert response.json()["error"] == {"code": "internal_error", "message": "RuntimeError: injected failure"}
+        error = {"code": "internal_error", "message": "RuntimeError: injected failure", "type": "server_error"}
+        assert response.json()["error"] == {**error, "param": None}
         monkeypatch.setattr(transcriber, "transcribe", working)
         assert client.post("/v1/transcribe", files={"file": ("a.wav", speak("open the door"))}).status_code == 200

@@ -34,7 +34,7 @@ ENGLISH = ("en", "english")
 
 
 def _reject(param: str, message: str) -> ApiError:
-    return ApiError(400, f"invalid_{param}", f"{param}: {message}")
+    return ApiError(400, f"invalid_{param}", f"{param}: {message}", param)
 
 
 @router.post(
