@@ -50,8 +50,8 @@ def main() -> None:
     args = parser.parse_args()
     for minutes in args.minutes:
         data = long_flac(minutes)
-        with serve(device=args.device) as (url, pid):
-            idle = peak_rss_mb(pid)
+        with serve(device=args.device, log_level="warning") as (url, process):
+            idle = peak_rss_mb(process.pid)
             started = time.perf_counter()
             response = httpx.post(f"{url}/v1/transcribe", files={"file": ("long.flac", data)}, timeout=3600)
             seconds = time.perf_counter() - started
@@ -67,7 +67,7 @@ def main() -> None:
                         "words": len(body["words"]),
                         "segments": len(body["segments"]),
                         "server_peak_rss_mb_before": round(idle),
-                        "server_peak_rss_mb": round(peak_rss_mb(pid)),
+                        "server_peak_rss_mb": round(peak_rss_mb(process.pid)),
                     }
                 ),
                 flush=True,

@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 import torch
@@ -29,29 +30,43 @@ SENTENCES = [
 
 
 @contextmanager
-def serve(**settings: object) -> Iterator[tuple[str, int]]:
-    """``python -m service`` on a free loopback port with ``ASR_*`` settings; yields its URL and pid."""
+def serve(log: Path | None = None, **settings: object) -> Iterator[tuple[str, subprocess.Popen]]:
+    """``python -m service`` on a free loopback port with ``ASR_*`` settings, until it is ready.
+
+    Yields its URL and process; its output goes to ``log`` (else to this process's). A server
+    still running when the block ends is stopped with SIGTERM.
+    """
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {**os.environ, "ASR_PORT": str(port), "ASR_LOG_LEVEL": "warning"}
+    env = {**os.environ, "ASR_HOST": "127.0.0.1", "ASR_PORT": str(port)}
     env.update({f"ASR_{k.upper()}": str(v) for k, v in settings.items()})
-    process = subprocess.Popen([sys.executable, "-m", "service"], env=env)
+    output = log.open("wb") if log else None
+    process = subprocess.Popen(
+        [sys.executable, "-m", "service"], env=env, stdout=output, stderr=subprocess.STDOUT if log else None
+    )
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(600):
-            try:
-                if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
+        deadline = time.monotonic() + 60
+        while not _ready(url):
+            if process.poll() is not None or time.monotonic() > deadline:
+                said = f":\n{log.read_text()}" if log else ""
+                raise RuntimeError(f"the service did not become ready within 60 s{said}")
             time.sleep(0.1)
-        else:
-            raise RuntimeError("the service did not become ready in 60 s")
-        yield url, process.pid
+        yield url, process
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        if process.poll() is None:
+            process.terminate()
+            process.wait(timeout=30)
+        if output:
+            output.close()
+
+
+def _ready(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/ready", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
 
 
 def speech(text: str, voice: str = "en-us", rate: float = 1.0, sample_rate: int = 16000) -> torch.Tensor:

@@ -114,7 +114,7 @@ def main() -> None:
     parser.add_argument("--png", type=Path, help="write the latency distributions here")
     args = parser.parse_args()
     rows = []
-    with serve(device=args.device) as (url, _):
+    with serve(device=args.device, log_level="warning") as (url, _):
         for streams in args.streams:
             row = asyncio.run(level(url.replace("http", "ws") + "/v1/stream", streams, args.pause))
             print(json.dumps({k: v for k, v in row.items() if not k.startswith("_")}), flush=True)

@@ -3,23 +3,18 @@
 from __future__ import annotations
 
 import io
-import os
 import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import av
-import httpx
 import numpy as np
 import pytest
 import soundfile
 import torch
 
 from asr.audio import decode
+from bench.serving import serve
 from training.voices import Prosody, Voice, synthesise
 
 
@@ -83,35 +78,13 @@ def speech() -> tuple[torch.Tensor, int]:
     return decode(speak("set a timer for twenty minutes"))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def server(tmp_path_factory) -> Iterator[tuple[str, Path]]:
     """``python -m service`` on a loopback port, serving the bundled model; yields its URL and log file."""
-    port = _free_port()
-    env = {**os.environ, "ASR_HOST": "127.0.0.1", "ASR_PORT": str(port), "ASR_DEVICE": "cpu"}
     log = tmp_path_factory.mktemp("server") / "server.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen([sys.executable, "-m", "service"], env=env, stdout=output, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            if process.poll() is not None:
-                raise RuntimeError(log.read_text()) from None
-        time.sleep(0.2)
-    else:
-        process.kill()
-        raise RuntimeError(f"the service was not ready within 60 s:\n{log.read_text()}")
-    yield url, log
-    process.terminate()
-    # uvicorn shuts down gracefully on SIGTERM, then re-raises it, so the exit status is the signal's.
-    assert process.wait(timeout=20) in (0, -signal.SIGTERM)
+    with serve(log, device="cpu") as (url, process):
+        yield url, log
+        process.terminate()
+        # uvicorn shuts down gracefully on SIGTERM, then re-raises it, so the exit status is the signal's.
+        assert process.wait(timeout=20) in (0, -signal.SIGTERM)
     assert "Application shutdown complete" in log.read_text(), log.read_text()

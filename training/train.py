@@ -80,8 +80,8 @@ class TrainResult:
 def state_path(out: Path, rank: int = 0) -> Path:
     """Where the resume state of a run writing ``out`` lives.
 
-    Under torchrun the other processes keep only their own random state, each in a file of its own:
-    writing files needs no collective, and collectives in a save made gloo abort at exit.
+    Under torchrun the other processes keep only their own random state, each in a file of its own,
+    so that saving needs no collective (and works where a node cannot see the first one's disk).
     """
     return out.with_name(out.stem + (f".state.rank{rank}.pt" if rank else ".state.pt"))
 
