@@ -18,10 +18,11 @@ test: python-venv test-tools $(VENV)/.installed-test
 python-venv:
 	@$(PYTHON) -c "import ensurepip" 2>/dev/null || { $(APT_INSTALL) python3-venv; }
 
-# Offline speech for the corpus builder and the tests: four TTS engines, sox, and fortunes as text.
-TTS_PACKAGES := espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts sox fortunes
+# Offline speech for the corpus builder and the tests: four TTS engines, sox, and fortunes as text;
+# nginx for the reverse-proxy test.
+TEST_PACKAGES := espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts sox fortunes nginx-light
 test-tools:
-	@dpkg-query -W $(TTS_PACKAGES) >/dev/null 2>&1 || { $(APT_INSTALL) $(TTS_PACKAGES); }
+	@dpkg-query -W $(TEST_PACKAGES) >/dev/null 2>&1 || { $(APT_INSTALL) $(TEST_PACKAGES); }
 
 $(VENV)/.installed-run: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)

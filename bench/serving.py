@@ -36,9 +36,7 @@ def serve(log: Path | None = None, **settings: object) -> Iterator[tuple[str, su
     Yields its URL and process; its output goes to ``log`` (else to this process's). A server
     still running when the block ends is stopped with SIGTERM.
     """
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     env = {**os.environ, "ASR_HOST": "127.0.0.1", "ASR_PORT": str(port)}
     env.update({f"ASR_{k.upper()}": str(v) for k, v in settings.items()})
     output = log.open("wb") if log else None
@@ -60,6 +58,13 @@ def serve(log: Path | None = None, **settings: object) -> Iterator[tuple[str, su
             process.wait(timeout=30)
         if output:
             output.close()
+
+
+def free_port() -> int:
+    """A TCP port free on loopback now (the OS picks it)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def _ready(url: str) -> bool:

@@ -8,6 +8,8 @@ partial that includes it. Two latencies per concurrency level:
 - final: from the end of an utterance's speech (when its last sample was spoken, in stream time)
   to receiving its result. It includes the pause that ends the utterance (``endpoint_silence_ms``).
 
+It also samples ``asr_audio_in_flight_seconds``, the autoscaler's metric, at each level.
+
 Prints a JSON line per level and writes the distributions as a PNG.
 
     python -m bench.streaming_latency --streams 1 8 32 --png docs/streaming-latency.png
@@ -18,10 +20,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import statistics
 import time
 from pathlib import Path
 
+import httpx
 import torch
 from websockets.asyncio.client import connect
 
@@ -70,9 +74,22 @@ def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
 
 
+async def in_flight(url: str, samples: list[float]) -> None:
+    """Sample the service's asr_audio_in_flight_seconds (what the autoscaler reads) every 200 ms."""
+    async with httpx.AsyncClient() as client:
+        while True:
+            text = (await client.get(f"{url}/metrics")).text
+            samples.append(float(re.search(r"^asr_audio_in_flight_seconds (\S+)", text, re.MULTILINE)[1]))
+            await asyncio.sleep(0.2)
+
+
 async def level(url: str, streams: int, pause: float) -> dict:
     audio = [stream_audio(i, pause) for i in range(streams)]
-    outcomes = await asyncio.gather(*(run_stream(url, a, e) for a, e in audio))
+    samples: list[float] = []
+    sampler = asyncio.create_task(in_flight(url, samples))
+    ws_url = url.replace("http", "ws") + "/v1/stream"
+    outcomes = await asyncio.gather(*(run_stream(ws_url, a, e) for a, e in audio))
+    sampler.cancel()
     partials = [x for p, _ in outcomes for x in p]
     finals = [x for _, f in outcomes for x in f]
     return {
@@ -85,6 +102,8 @@ async def level(url: str, streams: int, pause: float) -> dict:
         "final_ms_p50": round(1000 * percentile(finals, 50)),
         "final_ms_p95": round(1000 * percentile(finals, 95)),
         "final_ms_max": round(1000 * max(finals)),
+        "audio_in_flight_s_mean": round(statistics.mean(samples), 2),
+        "audio_in_flight_s_p95": round(percentile(samples, 95), 2),
         "_partials": partials,
         "_finals": finals,
     }
@@ -116,7 +135,7 @@ def main() -> None:
     rows = []
     with serve(device=args.device, log_level="warning") as (url, _):
         for streams in args.streams:
-            row = asyncio.run(level(url.replace("http", "ws") + "/v1/stream", streams, args.pause))
+            row = asyncio.run(level(url, streams, args.pause))
             print(json.dumps({k: v for k, v in row.items() if not k.startswith("_")}), flush=True)
             rows.append(row)
     if args.png:

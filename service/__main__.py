@@ -6,12 +6,18 @@ import uvicorn
 
 from service.app import create_app
 from service.settings import Settings
+from service.shutdown import Server
 
 
 def main() -> None:
     settings = Settings()
     logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s:     %(name)s: %(message)s")
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level)
+    app = create_app(settings)
+    # The drain (service.shutdown) has already waited ASR_DRAIN_SECONDS; uvicorn then waits 1 s more at most.
+    config = uvicorn.Config(
+        app, host=settings.host, port=settings.port, log_level=settings.log_level, timeout_graceful_shutdown=1
+    )
+    Server(config, app).run()
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from service.engine import Engine
 from service.metrics import Metrics, RequestMetrics
 from service.routers import files, openai, ops, stream
 from service.settings import Settings
+from service.shutdown import Drain, DrainGate
 
 log = logging.getLogger("service")
 
@@ -23,6 +24,7 @@ log = logging.getLogger("service")
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Accept connections at once (``/health``), and load the model in the background (``/ready`` then says so)."""
     app.state.engine = None
+    app.state.drain = Drain(app.state.settings.drain_seconds)
     loading = asyncio.create_task(_load(app))
     try:
         yield
@@ -50,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings or Settings()
     app.state.metrics = Metrics()
     app.state.load_failed = False
+    app.add_middleware(DrainGate)
     app.add_middleware(RequestMetrics, metrics=app.state.metrics)
     errors.install(app)
     for router in (ops.router, files.router, openai.router, stream.router):

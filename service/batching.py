@@ -24,6 +24,10 @@ from asr.decoding import Transcript
 log = logging.getLogger("service")
 
 
+class Stopped(RuntimeError):
+    """The batcher closed before it recognised this clip: the service is shutting down."""
+
+
 @dataclass(frozen=True)
 class BatchLimits:
     max_batch_size: int = 16
@@ -64,6 +68,7 @@ class Batcher:
         """``run`` recognises a list of mono waveforms at ``sample_rate`` in one forward pass."""
         self.run, self.sample_rate, self.limits, self.on_batch = run, sample_rate, limits, on_batch
         self._pending: list[_Job] = []
+        self._running: list[_Job] = []
         self._wake = threading.Condition()
         self._closed = False
         self._thread = threading.Thread(target=self._work, name="inference", daemon=True)
@@ -73,6 +78,11 @@ class Batcher:
     def queue_depth(self) -> int:
         return len(self._pending)
 
+    @property
+    def audio_in_flight_seconds(self) -> float:
+        """Audio waiting or being recognised: how far behind the worker is, in seconds of speech."""
+        return sum(job.samples for job in [*self._pending, *self._running]) / self.sample_rate
+
     async def transcribe(self, waveform: torch.Tensor) -> Transcript:
         """Recognise one mono clip at the batcher's sample rate, batched with whatever else is pending."""
         if waveform.ndim != 1 or waveform.numel() == 0:
@@ -81,7 +91,7 @@ class Batcher:
         job = _Job(waveform, loop.create_future(), loop)
         with self._wake:
             if self._closed:
-                raise RuntimeError("the batcher is closed")
+                raise Stopped("the service is shutting down")
             self._pending.append(job)
             self._wake.notify()
         return await job.future
@@ -96,6 +106,7 @@ class Batcher:
     def _work(self) -> None:
         while (batch := self._next_batch()) is not None:
             started = time.perf_counter()
+            self._running = batch
             try:
                 results = self.run([job.waveform for job in batch])
             except Exception as error:  # a bad batch fails its callers, never the worker
@@ -103,6 +114,8 @@ class Batcher:
                 for job in batch:
                     _deliver(job, None, error)
                 continue
+            finally:
+                self._running = []
             for job, result in zip(batch, results, strict=True):
                 _deliver(job, result, None)
             self.on_batch(BatchStats(size=len(batch), run_seconds=time.perf_counter() - started))
@@ -115,7 +128,7 @@ class Batcher:
                 self._pending = [job for job in self._pending if not job.future.cancelled()]
                 if self._closed:
                     for job in self._pending:
-                        _deliver(job, None, RuntimeError("the service stopped"))
+                        _deliver(job, None, Stopped("the service stopped before this audio was recognised"))
                     return None
                 if self._pending:
                     waited = time.monotonic() - self._pending[0].arrived

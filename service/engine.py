@@ -19,7 +19,7 @@ class Engine:
         self.transcriber = transcriber
         self.sample_rate = transcriber.info.feature_config.sample_rate
         self.batcher = Batcher(self._recognise, self.sample_rate, settings.batch_limits, metrics.observe_batch)
-        metrics.watch_queue(lambda: self.batcher.queue_depth)
+        metrics.watch_queue(lambda: self.batcher.queue_depth, lambda: self.batcher.audio_in_flight_seconds)
 
     @classmethod
     def load(cls, settings: Settings, metrics: Metrics) -> Engine:

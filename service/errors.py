@@ -13,6 +13,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from service.batching import Stopped
+
 log = logging.getLogger("service")
 
 
@@ -41,6 +43,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
         return error_response(error.status_code, "http_error", str(error.detail))
+
+    @app.exception_handler(Stopped)
+    async def stopped(_: Request, error: Stopped) -> JSONResponse:
+        return error_response(503, "shutting_down", f"{error}; send the request again")
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception) -> JSONResponse:

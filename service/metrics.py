@@ -26,6 +26,9 @@ class Metrics:
         )
         self.batch_seconds = Histogram("asr_batch_seconds", "Time per forward pass", buckets=_LATENCY, registry=r)
         self.queue_depth = Gauge("asr_queue_depth", "Clips waiting for the inference worker", registry=r)
+        self.audio_in_flight = Gauge(
+            "asr_audio_in_flight_seconds", "Audio waiting for or in the inference worker, in seconds", registry=r
+        )
         self.audio = Counter("asr_audio_seconds", "Audio recognised, in seconds", ["source"], registry=r)
         self.streams = Gauge("asr_streams_in_flight", "Open WebSocket streams", registry=r)
 
@@ -33,8 +36,9 @@ class Metrics:
         self.batch_size.observe(stats.size)
         self.batch_seconds.observe(stats.run_seconds)
 
-    def watch_queue(self, depth: Callable[[], int]) -> None:
+    def watch_queue(self, depth: Callable[[], int], audio_seconds: Callable[[], float]) -> None:
         self.queue_depth.set_function(depth)
+        self.audio_in_flight.set_function(audio_seconds)
 
 
 class RequestMetrics:

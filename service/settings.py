@@ -21,6 +21,9 @@ class Settings(BaseSettings):
     device: str = Field("auto", description="auto (CUDA when present, else CPU), cpu, cuda or cuda:N.")
     max_upload_bytes: int = Field(1024**3, gt=0, description="Largest accepted audio upload (1 GiB).")
     log_level: str = Field("info", description="Uvicorn log level.")
+    drain_seconds: float = Field(
+        30.0, ge=0, description="On SIGTERM, how long requests and streams in flight may take to finish."
+    )
 
     max_batch_size: int = Field(16, gt=0, description="Most clips (file windows, stream decodes) per forward pass.")
     max_batch_seconds: float = Field(320.0, gt=0, description="Most padded audio per forward pass, in seconds.")

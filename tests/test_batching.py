@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
 import torch
@@ -11,7 +12,7 @@ from asr.audio import decode
 from asr.checkpoint import DEFAULT_CHECKPOINT
 from asr.features import prepare_waveform
 from asr.transcriber import Transcriber
-from service.batching import Batcher, BatchLimits, BatchStats, pick_batch
+from service.batching import Batcher, BatchLimits, BatchStats, Stopped, pick_batch
 from tests.conftest import speak
 
 SENTENCES = [
@@ -123,9 +124,38 @@ def test_pending_requests_fail_cleanly_when_the_batcher_closes():
         waiting = asyncio.ensure_future(batcher.transcribe(torch.ones(5)))
         await asyncio.sleep(0.05)
         await asyncio.to_thread(batcher.close)
-        with pytest.raises(RuntimeError, match="the service stopped"):
+        with pytest.raises(Stopped, match="the service stopped before this audio was recognised"):
             await waiting
-        with pytest.raises(RuntimeError, match="closed"):
+        with pytest.raises(Stopped, match="shutting down"):
             await batcher.transcribe(torch.ones(5))
 
     asyncio.run(scenario())
+
+
+def test_audio_in_flight_counts_the_running_batch_and_the_queue():
+    started, release = threading.Event(), threading.Event()
+
+    def run(waveforms):
+        started.set()
+        release.wait(5)
+        return ["ok"] * len(waveforms)
+
+    async def scenario():
+        batcher = Batcher(run, 16000, BatchLimits(max_wait_ms=0, max_batch_size=1))
+        try:
+            assert batcher.audio_in_flight_seconds == 0
+            running = asyncio.ensure_future(batcher.transcribe(torch.ones(32000)))
+            await asyncio.to_thread(started.wait, 5)
+            queued = asyncio.ensure_future(batcher.transcribe(torch.ones(8000)))
+            await asyncio.sleep(0.05)
+            seen = batcher.audio_in_flight_seconds, batcher.queue_depth
+            release.set()
+            await asyncio.gather(running, queued)
+            return seen, batcher.audio_in_flight_seconds
+        finally:
+            release.set()
+            batcher.close()
+
+    (during, depth), after = asyncio.run(scenario())
+    assert during == 2.5 and depth == 1
+    assert after == 0

@@ -114,6 +114,7 @@ def test_metrics_count_requests_audio_and_batches(server):
     assert 'asr_requests_total{route="/v1/transcribe",status="200"}' in text
     assert "asr_request_seconds_bucket" in text and "asr_batch_size_bucket" in text
     assert "asr_queue_depth 0.0" in text and "asr_streams_in_flight 0.0" in text
+    assert "asr_audio_in_flight_seconds 0.0" in text
     audio = next(line for line in text.splitlines() if line.startswith('asr_audio_seconds_total{source="file"}'))
     assert float(audio.split()[-1]) > 1
 

@@ -118,7 +118,7 @@ def _override(text: str) -> tuple[str, int | float]:
     return name, float(value) if name == "dropout" else int(value)
 
 
-def main(argv: list[str] | None = None) -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
     commands = parser.add_subparsers(required=True, metavar="SUBCOMMAND")
 
@@ -208,8 +208,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--workers", type=int, help="processes preparing batches (default: up to 4)")
     p.set_defaults(run=_evaluate)
+    return parser
 
-    args = parser.parse_args(argv)
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
     args.run(args)
 
 

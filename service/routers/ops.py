@@ -20,10 +20,12 @@ async def health() -> Health:
 @router.get(
     "/ready",
     response_model=Health,
-    summary="Readiness: the model is loaded and warmed up",
-    responses={503: {"description": "The model is still loading, or failed to load"}},
+    summary="Readiness: the model is loaded and warmed up, and the service is not shutting down",
+    responses={503: {"description": "The model is still loading or failed to load, or the service is draining"}},
 )
 async def ready(request: Request) -> Response:
+    if request.app.state.drain.draining:
+        return JSONResponse({"status": "draining"}, status_code=503)
     if request.app.state.engine is not None:
         return JSONResponse({"status": "ready"})
     status = "failed" if request.app.state.load_failed else "loading"

@@ -5,7 +5,8 @@ reply), then binary 16-bit little-endian mono PCM in chunks of any size, each an
 one message: ``{"partial": ...}`` while an utterance is open, or ``{"result": [...], "text": ...}``
 when one closed in that chunk. ``{"eof" : 1}`` answers with the last result and closes;
 ``{"reset" : 1}`` answers with the open utterance's result and starts a new one. Problems are
-answered with ``{"error": ...}`` and a close code.
+answered with ``{"error": ...}`` and a close code. When the server shuts down, each stream gets
+its last result, as after eof, and a close with 1001 (going away): reconnect, to another replica.
 """
 
 from __future__ import annotations
@@ -16,18 +17,22 @@ import logging
 
 import torch
 from fastapi import APIRouter, WebSocket
+from starlette.types import Message
 from starlette.websockets import WebSocketDisconnect
 
 from asr.decoding import Word
 from asr.features import prepare_waveform
+from service.batching import Stopped
 from service.engine import Engine
 from service.metrics import Metrics
 from service.settings import Settings
+from service.shutdown import Drain
 from service.streaming import Stream, Utterance
 
 log = logging.getLogger("service")
 router = APIRouter()
 
+GOING_AWAY = 1001
 UNSUPPORTED_DATA = 1003
 INVALID_PAYLOAD = 1007
 POLICY_VIOLATION = 1008
@@ -119,6 +124,19 @@ def _command(text: str) -> dict:
     return message
 
 
+async def _receive_unless_draining(websocket: WebSocket, drain: Drain) -> Message | None:
+    """The client's next message, or None once the server has begun to shut down."""
+    receive = asyncio.ensure_future(websocket.receive())
+    draining = asyncio.ensure_future(drain.started.wait())
+    try:
+        await asyncio.wait({receive, draining}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        draining.cancel()
+        if not receive.done():
+            receive.cancel()
+    return receive.result() if receive.done() else None
+
+
 @router.websocket("/v1/stream")
 async def stream(websocket: WebSocket) -> None:
     await websocket.accept()
@@ -127,12 +145,21 @@ async def stream(websocket: WebSocket) -> None:
         await websocket.send_json({"error": "the model is not loaded yet; GET /ready says when it is"})
         await websocket.close(TRY_AGAIN_LATER)
         return
+    drain: Drain = websocket.app.state.drain
+    if drain.draining:
+        await websocket.send_json({"error": "this server is shutting down; connect again"})
+        await websocket.close(GOING_AWAY)
+        return
     metrics: Metrics = websocket.app.state.metrics
     session = Session(engine, websocket.app.state.settings, metrics)
     metrics.streams.inc()
     try:
         while True:
-            message = await websocket.receive()
+            message = await _receive_unless_draining(websocket, drain)
+            if message is None:
+                await websocket.send_json(await session.flush())
+                await websocket.close(GOING_AWAY)
+                return
             if message["type"] == "websocket.disconnect":
                 return
             if message.get("bytes") is not None:
@@ -152,6 +179,9 @@ async def stream(websocket: WebSocket) -> None:
         await websocket.close(error.code)
     except WebSocketDisconnect:
         pass
+    except Stopped as error:
+        await websocket.send_json({"error": f"{error}; connect again"})
+        await websocket.close(GOING_AWAY)
     except Exception as error:  # the stream ends with a reason; the server and other streams go on
         log.exception("stream failed")
         await websocket.send_json({"error": f"{type(error).__name__}: {error}"})

@@ -1,0 +1,109 @@
+"""Graceful shutdown of a real server process on a real SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+
+import httpx
+import pytest
+import torch
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
+
+from asr.audio import decode
+from asr.features import prepare_waveform
+from bench.serving import serve
+from tests.conftest import encode, speak
+from training.metrics import cer
+
+SENTENCE = "turn off the kitchen lights"
+
+
+def metric(url: str, name: str) -> float:
+    line = next(line for line in httpx.get(f"{url}/metrics").text.splitlines() if line.startswith(f"{name} "))
+    return float(line.split()[-1])
+
+
+def long_wav(seconds: float) -> tuple[bytes, str]:
+    """A WAV of sentences repeated for about ``seconds``, and its text."""
+    sentences = ["call alice on monday morning", "play some music in the living room", "open the garage door please"]
+    clips = [prepare_waveform(*decode(speak(text))) for text in sentences]
+    pause = torch.zeros(8000)
+    repeats = max(1, round(seconds / (sum(c.numel() for c in clips) / 16000 + 1.5)))
+    audio = torch.cat([part for _ in range(repeats) for clip in clips for part in (clip, pause)])
+    return encode(audio[None], 16000, "wav"), " ".join(sentences * repeats)
+
+
+def post_in_background(url: str, audio: bytes) -> tuple[threading.Thread, dict]:
+    outcome: dict = {}
+
+    def post() -> None:
+        try:
+            outcome["response"] = httpx.post(f"{url}/v1/transcribe", content=audio, timeout=120)
+        except httpx.TransportError as error:
+            outcome["error"] = error
+
+    thread = threading.Thread(target=post)
+    thread.start()
+    return thread, outcome
+
+
+def wait_until(condition, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_sigterm_refuses_new_work_finishes_what_is_in_flight_and_exits_0(tmp_path):
+    file_audio, file_text = long_wav(90)
+    speech = (prepare_waveform(*decode(speak(SENTENCE))) * 32767).to(torch.int16).numpy().tobytes()
+    with serve(log=tmp_path / "log", drain_seconds=60) as (url, process):
+        ws_url = url.replace("http://", "ws://") + "/v1/stream"
+        with connect(ws_url) as stream:
+            for i in range(0, len(speech), 6400):  # an utterance left open: speech, no pause after it
+                stream.send(speech[i : i + 6400])
+                assert "partial" in json.loads(stream.recv(timeout=30))
+            thread, outcome = post_in_background(url, file_audio)
+            wait_until(lambda: metric(url, "asr_audio_in_flight_seconds") > 0)
+            process.send_signal(signal.SIGTERM)
+
+            wait_until(lambda: httpx.get(f"{url}/ready").status_code == 503)
+            assert httpx.get(f"{url}/ready").json() == {"status": "draining"}
+            assert httpx.get(f"{url}/health").status_code == 200
+            refused = httpx.post(f"{url}/v1/transcribe", content=speak("hello"))
+            assert refused.status_code == 503 and refused.headers["connection"] == "close"
+            assert refused.json()["error"]["code"] == "shutting_down"
+            with connect(ws_url) as late:
+                assert "shutting down" in json.loads(late.recv(timeout=10))["error"]
+                with pytest.raises(ConnectionClosed) as closed:
+                    late.recv(timeout=10)
+                assert closed.value.rcvd.code == 1001
+
+            final = json.loads(stream.recv(timeout=30))  # the open utterance's result, then 1001
+            assert cer([SENTENCE], [final["text"]]) <= 0.3
+            with pytest.raises(ConnectionClosed) as closed:
+                stream.recv(timeout=30)
+            assert closed.value.rcvd.code == 1001
+
+        thread.join(120)
+        assert outcome["response"].status_code == 200
+        assert cer([file_text], [outcome["response"].json()["text"]]) <= 0.35
+        assert process.wait(timeout=30) == 0
+    assert "draining: 2 requests and streams in flight" in (tmp_path / "log").read_text()
+
+
+def test_work_still_running_when_the_drain_time_is_up_fails_with_a_503_and_the_exit_is_still_0(tmp_path):
+    file_audio, _ = long_wav(300)
+    with serve(log=tmp_path / "log", drain_seconds=0.5) as (url, process):
+        thread, outcome = post_in_background(url, file_audio)
+        wait_until(lambda: metric(url, "asr_audio_in_flight_seconds") > 0)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+        thread.join(30)
+    refused = outcome["response"]  # the 5-minute file cannot finish within the drain time
+    assert refused.status_code == 503 and refused.json()["error"]["code"] == "shutting_down"
+    assert "drain time is up with 1 requests and streams still in flight" in (tmp_path / "log").read_text()
