@@ -15,7 +15,12 @@ def main() -> None:
     app = create_app(settings)
     # The drain (service.shutdown) has already waited ASR_DRAIN_SECONDS; uvicorn then waits 1 s more at most.
     config = uvicorn.Config(
-        app, host=settings.host, port=settings.port, log_level=settings.log_level, timeout_graceful_shutdown=1
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=1,
+        ws_max_size=settings.stream_max_message_bytes,
     )
     Server(config, app).run()
 

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 import asr
 from service import errors
 from service.engine import Engine
+from service.limits import BodyLimit
 from service.metrics import Metrics, RequestMetrics
 from service.routers import files, openai, ops, stream
 from service.settings import Settings
@@ -52,6 +53,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings or Settings()
     app.state.metrics = Metrics()
     app.state.load_failed = False
+    app.state.open_streams = 0
+    app.add_middleware(BodyLimit)
     app.add_middleware(DrainGate)
     app.add_middleware(RequestMetrics, metrics=app.state.metrics)
     errors.install(app)

@@ -107,18 +107,31 @@ class Batcher:
         while (batch := self._next_batch()) is not None:
             started = time.perf_counter()
             self._running = batch
-            try:
-                results = self.run([job.waveform for job in batch])
-            except Exception as error:  # a bad batch fails its callers, never the worker
-                log.exception("a batch of %d failed", len(batch))
-                for job in batch:
-                    _deliver(job, None, error)
-                continue
-            finally:
-                self._running = []
+            results = self._run_splitting(batch)
+            self._running = []
             for job, result in zip(batch, results, strict=True):
-                _deliver(job, result, None)
+                if isinstance(result, Exception):
+                    _deliver(job, None, result)
+                else:
+                    _deliver(job, result, None)
             self.on_batch(BatchStats(size=len(batch), run_seconds=time.perf_counter() - started))
+
+    def _run_splitting(self, batch: list[_Job]) -> list[Transcript | Exception]:
+        """Each clip's transcript or error. Out of device memory, the halves run instead, down to single clips."""
+        try:
+            return self.run([job.waveform for job in batch])
+        except torch.OutOfMemoryError as error:
+            if len(batch) == 1:
+                log.error("out of memory on a single clip of %.1f s", batch[0].samples / self.sample_rate)
+                return [error]
+            log.warning("out of memory on a batch of %d clips; running it in halves", len(batch))
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            half = len(batch) // 2
+            return self._run_splitting(batch[:half]) + self._run_splitting(batch[half:])
+        except Exception as error:  # a bad batch fails its callers, never the worker
+            log.exception("a batch of %d failed", len(batch))
+            return [error] * len(batch)
 
     def _next_batch(self) -> list[_Job] | None:
         """Wait for work, then let it gather for up to ``max_wait_ms`` unless a batch is already full."""

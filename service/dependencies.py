@@ -28,6 +28,16 @@ def get_engine(request: Request) -> Engine:
     return engine
 
 
+def admit(engine: Annotated[Engine, Depends(get_engine)], request: Request) -> Engine:
+    """The engine, or a 503 with Retry-After while its queue is full: shed load rather than fall behind."""
+    limit = request.app.state.settings.max_queue
+    if engine.batcher.queue_depth >= limit:
+        message = f"the server is at its limit of {limit} queued clips (ASR_MAX_QUEUE); try again shortly"
+        raise ApiError(503, "overloaded", message, headers={"Retry-After": "1"})
+    return engine
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
+AdmittedEngineDep = Annotated[Engine, Depends(admit)]

@@ -18,22 +18,28 @@ from service.batching import Stopped
 log = logging.getLogger("service")
 
 
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, param: str | None = None):
-        super().__init__(message)
+class ApiError(StarletteHTTPException):
+    """A failure with its status and code. An HTTPException, so it also leaves FastAPI's form parsing intact."""
+
+    def __init__(
+        self, status: int, code: str, message: str, param: str | None = None, headers: dict[str, str] | None = None
+    ):
+        super().__init__(status, message, headers)
         self.status, self.code, self.message, self.param = status, code, message, param
 
 
-def error_response(status: int, code: str, message: str, param: str | None = None) -> JSONResponse:
+def error_response(
+    status: int, code: str, message: str, param: str | None = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
     kind = "invalid_request_error" if status < 500 else "server_error"
     body = {"code": code, "message": message, "type": kind, "param": param}
-    return JSONResponse({"error": body}, status_code=status)
+    return JSONResponse({"error": body}, status_code=status, headers=headers)
 
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(_: Request, error: ApiError) -> JSONResponse:
-        return error_response(error.status, error.code, error.message, error.param)
+        return error_response(error.status, error.code, error.message, error.param, error.headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:

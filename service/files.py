@@ -26,6 +26,10 @@ from service.batching import Batcher
 log = logging.getLogger("service")
 
 
+class AudioTooLong(Exception):
+    """The file runs past the longest duration the service accepts."""
+
+
 @dataclass(frozen=True)
 class Window:
     waveform: torch.Tensor
@@ -85,8 +89,12 @@ async def transcribe_file(
     overlap_seconds: float,
     in_flight: int = 4,
     name: str = "upload",
+    max_seconds: float = math.inf,
 ) -> FileTranscript:
-    """Decode ``source`` in a thread, window by window, with at most ``in_flight`` windows queued at once."""
+    """Decode ``source`` in a thread, window by window, with at most ``in_flight`` windows queued at once.
+
+    A file longer than ``max_seconds`` raises :class:`AudioTooLong` as soon as decoding gets there.
+    """
     started = time.perf_counter()
     cut = windows(stream(source), window_seconds, overlap_seconds)
     pending: list[tuple[Window, asyncio.Task]] = []
@@ -103,6 +111,8 @@ async def transcribe_file(
             window, mono = item
             count += 1
             duration = window.start + window.waveform.shape[-1] / window.sample_rate
+            if duration > max_seconds:
+                raise AudioTooLong(f"longer than the limit of {max_seconds:g} s (ASR_MAX_DURATION_SECONDS)")
             pending.append((window, asyncio.ensure_future(batcher.transcribe(mono))))
             if len(pending) == in_flight:
                 done, task = pending.pop(0)

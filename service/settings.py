@@ -19,7 +19,11 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=0, le=65535, description="TCP port.")
     checkpoint: Path = Field(DEFAULT_CHECKPOINT, description="Model checkpoint to serve (.safetensors).")
     device: str = Field("auto", description="auto (CUDA when present, else CPU), cpu, cuda or cuda:N.")
-    max_upload_bytes: int = Field(1024**3, gt=0, description="Largest accepted audio upload (1 GiB).")
+    max_upload_bytes: int = Field(1024**3, gt=0, description="Largest accepted upload (1 GiB), refused as it streams.")
+    max_duration_seconds: float = Field(3 * 3600.0, gt=0, description="Longest accepted file, in seconds of audio.")
+    request_timeout_seconds: float = Field(600.0, gt=0, description="Deadline for one file's transcription.")
+    max_queue: int = Field(256, gt=0, description="Clips waiting for the inference worker beyond which files get 503.")
+    max_streams: int = Field(64, gt=0, description="Open streams beyond which new ones are refused (close 1013).")
     log_level: str = Field("info", description="Uvicorn log level.")
     drain_seconds: float = Field(
         30.0, ge=0, description="On SIGTERM, how long requests and streams in flight may take to finish."
@@ -36,6 +40,10 @@ class Settings(BaseSettings):
     stream_endpoint_silence_ms: float = Field(500.0, gt=0, description="A pause this long ends an utterance.")
     stream_max_utterance_seconds: float = Field(15.0, gt=0, description="Unbroken speech is cut this often.")
     stream_partial_interval_ms: float = Field(400.0, gt=0, description="New audio between two partial results.")
+    stream_idle_seconds: float = Field(30.0, gt=0, description="A stream silent this long is closed (1008).")
+    stream_max_message_bytes: int = Field(
+        1024 * 1024, gt=0, description="Largest WebSocket message; bigger ones close the stream (1009)."
+    )
 
     @model_validator(mode="after")
     def _windows_advance(self) -> Settings:

@@ -1,51 +1,45 @@
-"""Getting uploaded audio off the wire and through recognition, with every failure a clear 4xx."""
+"""Getting uploaded audio off the wire and through recognition, with every failure a clear 4xx or 5xx.
+
+The size limit is enforced as the body streams in (:class:`service.limits.BodyLimit`); here come
+the rest: the longest accepted duration, the request's deadline, and cancelling the work of a
+client that has gone away, so its windows leave the batcher's queue.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import tempfile
 from typing import BinaryIO
 
 from fastapi import Request
-from starlette.datastructures import UploadFile
 
 from asr.audio import AudioDecodeError
 from service.engine import Engine
 from service.errors import ApiError
-from service.files import FileTranscript, transcribe_file
+from service.files import AudioTooLong, FileTranscript, transcribe_file
 from service.metrics import Metrics
 from service.settings import Settings
 
-
-def _too_large(limit: int) -> ApiError:
-    return ApiError(413, "file_too_large", f"the upload exceeds the limit of {limit} bytes (ASR_MAX_UPLOAD_BYTES)")
+log = logging.getLogger("service")
 
 
-async def spool_body(request: Request, limit: int) -> BinaryIO:
-    """The raw request body in a temporary file (in memory while small), refused once past ``limit``."""
+async def spool_body(request: Request) -> BinaryIO:
+    """The raw request body in a temporary file (in memory while small)."""
     body = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115 (the caller closes it)
-    size = 0
     async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            body.close()
-            raise _too_large(limit)
         body.write(chunk)
     body.seek(0)
     return body
 
 
-def check_upload(upload: UploadFile, limit: int) -> None:
-    if upload.size is not None and upload.size > limit:
-        raise _too_large(limit)
-    upload.file.seek(0)
-
-
 async def recognise(
-    source: BinaryIO, name: str, engine: Engine, settings: Settings, metrics: Metrics
+    request: Request, source: BinaryIO, name: str, engine: Engine, settings: Settings, metrics: Metrics
 ) -> FileTranscript:
-    """Transcribe a whole file; audio that cannot be decoded is a 400 that names the file and the problem."""
-    try:
-        result = await transcribe_file(
+    """Transcribe a whole file, unless it is undecodable (400), too long (413), past its deadline (504),
+    or its client disconnects first (the work is cancelled)."""
+    work = asyncio.ensure_future(
+        transcribe_file(
             source,
             engine.batcher,
             engine.transcriber.info.feature_config,
@@ -53,8 +47,34 @@ async def recognise(
             settings.window_overlap_seconds,
             settings.windows_in_flight,
             name,
+            settings.max_duration_seconds,
         )
+    )
+    gone = asyncio.ensure_future(_disconnect(request))
+    try:
+        await asyncio.wait({work, gone}, timeout=settings.request_timeout_seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+        work.cancel()  # a no-op once done; otherwise its queued windows are dropped
+    if gone.done() and not work.done():
+        log.info("%s: the client went away; its transcription is cancelled", name)
+        raise ApiError(499, "client_closed_request", "the client closed the connection")
+    if not work.done():
+        limit = settings.request_timeout_seconds
+        raise ApiError(
+            504, "deadline_exceeded", f"{name}: not transcribed within {limit:g} s (ASR_REQUEST_TIMEOUT_SECONDS)"
+        )
+    try:
+        result = work.result()
     except AudioDecodeError as error:
         raise ApiError(400, "invalid_audio", f"{name}: {error}") from None
+    except AudioTooLong as error:
+        raise ApiError(413, "audio_too_long", f"{name}: {error}") from None
     metrics.audio.labels("file").inc(result.duration)
     return result
+
+
+async def _disconnect(request: Request) -> None:
+    """Returns when the client disconnects (the body has been read, so nothing else arrives)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass

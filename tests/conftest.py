@@ -41,7 +41,7 @@ FORMATS = {
 def encode(waveform: torch.Tensor, sample_rate: int, kind: str) -> bytes:
     """``(channels, samples)`` audio as a file of ``kind`` (a key of :data:`FORMATS`), encoded by FFmpeg."""
     container, codec = FORMATS[kind]
-    layout = {1: "mono", 2: "stereo"}[waveform.shape[0]]
+    layout = {1: "mono", 2: "stereo", 6: "5.1"}[waveform.shape[0]]
     buffer = io.BytesIO()
     with av.open(buffer, "w", format=container) as out:
         stream = out.add_stream(codec, rate=sample_rate, layout=layout)

@@ -159,3 +159,27 @@ def test_audio_in_flight_counts_the_running_batch_and_the_queue():
     (during, depth), after = asyncio.run(scenario())
     assert during == 2.5 and depth == 1
     assert after == 0
+
+
+def test_out_of_memory_splits_the_batch_until_it_fits_and_fails_only_a_clip_too_big_alone():
+    calls: list[list[int]] = []
+
+    def run(waveforms):
+        calls.append([w.numel() for w in waveforms])
+        if len(waveforms) > 2 or any(w.numel() > 1000 for w in waveforms):
+            raise torch.OutOfMemoryError("CUDA out of memory (injected)")
+        return [f"{w.numel()} samples" for w in waveforms]
+
+    async def scenario():
+        batcher = Batcher(run, 16000, BatchLimits(max_wait_ms=200))
+        try:
+            jobs = [batcher.transcribe(torch.ones(n)) for n in (10, 20, 30, 40, 2000)]
+            return await asyncio.gather(*jobs, return_exceptions=True)
+        finally:
+            batcher.close()
+
+    *fitted, too_big = asyncio.run(scenario())
+    assert fitted == ["10 samples", "20 samples", "30 samples", "40 samples"]
+    assert isinstance(too_big, torch.OutOfMemoryError)
+    assert calls[0] == [10, 20, 30, 40, 2000]  # one batch first, shortest first
+    assert [10, 20] in calls and [30] in calls and [40] in calls and calls[-1] == [2000]

@@ -96,39 +96,3 @@ def test_reset_answers_with_the_open_utterance_and_starts_afresh(server):
         again = json.loads(ws.recv(timeout=30))
     # Timestamps go on from the start of the stream, across the reset.
     assert again["result"][0]["start"] > flushed["result"][-1]["end"]
-
-
-def test_chunks_of_odd_sizes_are_one_byte_stream(server):
-    audio, _ = pcm(16000, sentences=["what time is it"])
-    with connect(ws_url(server)) as ws:
-        odd = session(ws, audio, 3001)
-        ws.send('{"eof" : 1}')
-        ws.recv(timeout=30)
-    with connect(ws_url(server)) as ws:
-        even = session(ws, audio, 3200)
-    [a] = [r for r in odd if "result" in r]
-    [b] = [r for r in even if "result" in r]
-    assert a["text"] == b["text"]
-
-
-@pytest.mark.parametrize(
-    ("messages", "code", "error"),
-    [
-        (["not json"], 1007, "text messages must be JSON"),
-        (['{"config": {"sample_rate": 100}}'], 1007, "sample_rate must be a number from 4000 to 192000, not 100"),
-        (['{"config": "fast"}'], 1007, "config must be an object"),
-        ([b"\x00\x00" * 800, '{"config": {"sample_rate": 8000}}'], 1008, "config must come before the first audio"),
-        (['{"transcribe": true}'], 1003, 'expected {"config": {...}}'),
-    ],
-)
-def test_protocol_errors_get_an_error_message_and_a_close_code(server, messages, code, error):
-    with connect(ws_url(server)) as ws:
-        for message in messages:
-            ws.send(message)
-            if isinstance(message, bytes):
-                assert "partial" in json.loads(ws.recv(timeout=30))
-        reply = json.loads(ws.recv(timeout=30))
-        assert reply["error"].startswith(error)
-        with pytest.raises(ConnectionClosed) as closed:
-            ws.recv(timeout=5)
-        assert closed.value.rcvd.code == code

@@ -8,10 +8,10 @@ from fastapi import APIRouter, Request
 from starlette.datastructures import UploadFile
 
 from asr.decoding import segment
-from service.dependencies import EngineDep, MetricsDep, SettingsDep
+from service.dependencies import AdmittedEngineDep, MetricsDep, SettingsDep
 from service.errors import ApiError
 from service.schemas import SegmentTiming, Transcription, WordTiming
-from service.uploads import check_upload, recognise, spool_body
+from service.uploads import recognise, spool_body
 
 router = APIRouter(tags=["files"])
 
@@ -41,18 +41,19 @@ _BODY = {
     "OGG/Vorbis, Opus, WebM or M4A/AAC; any sample rate and channel count; any length.",
     openapi_extra=_BODY,
 )
-async def transcribe(request: Request, engine: EngineDep, settings: SettingsDep, metrics: MetricsDep) -> Transcription:
+async def transcribe(
+    request: Request, engine: AdmittedEngineDep, settings: SettingsDep, metrics: MetricsDep
+) -> Transcription:
     started = time.perf_counter()
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
         async with request.form() as form:
             upload = form.get("file")
             if not isinstance(upload, UploadFile):
                 raise ApiError(422, "invalid_request", "file: send the audio as the multipart field 'file'")
-            check_upload(upload, settings.max_upload_bytes)
-            result = await recognise(upload.file, upload.filename or "the upload", engine, settings, metrics)
+            result = await recognise(request, upload.file, upload.filename or "the upload", engine, settings, metrics)
     else:
-        with await spool_body(request, settings.max_upload_bytes) as body:
-            result = await recognise(body, "the request body", engine, settings, metrics)
+        with await spool_body(request) as body:
+            result = await recognise(request, body, "the request body", engine, settings, metrics)
     words = result.transcript.words
     return Transcription(
         text=result.transcript.text,

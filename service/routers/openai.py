@@ -13,16 +13,16 @@ import gzip
 import math
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, UploadFile
+from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from asr.decoding import segment
 from service import formats
-from service.dependencies import EngineDep, MetricsDep, SettingsDep
+from service.dependencies import AdmittedEngineDep, EngineDep, MetricsDep, SettingsDep
 from service.engine import Engine
 from service.errors import ApiError
 from service.schemas import ModelCard, ModelList
-from service.uploads import check_upload, recognise
+from service.uploads import recognise
 
 router = APIRouter(tags=["OpenAI-compatible"])
 
@@ -44,7 +44,8 @@ def _reject(param: str, message: str) -> ApiError:
     responses={200: {"content": {"application/json": {}, "text/plain": {}}}},
 )
 async def transcriptions(
-    engine: EngineDep,
+    request: Request,
+    engine: AdmittedEngineDep,
     settings: SettingsDep,
     metrics: MetricsDep,
     file: Annotated[UploadFile, File(description="The audio file, in any supported format")],
@@ -74,8 +75,7 @@ async def transcriptions(
     if stream:
         raise _reject("stream", "streamed responses are not supported; stream live audio over WS /v1/stream")
 
-    check_upload(file, settings.max_upload_bytes)
-    result = await recognise(file.file, file.filename or "the upload", engine, settings, metrics)
+    result = await recognise(request, file.file, file.filename or "the upload", engine, settings, metrics)
     transcript, duration = result.transcript, result.duration
     segments = segment(transcript.words)
     if response_format == "text":

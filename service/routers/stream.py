@@ -17,6 +17,7 @@ import logging
 
 import torch
 from fastapi import APIRouter, WebSocket
+from starlette.datastructures import State
 from starlette.types import Message
 from starlette.websockets import WebSocketDisconnect
 
@@ -39,6 +40,9 @@ POLICY_VIOLATION = 1008
 INTERNAL_ERROR = 1011
 TRY_AGAIN_LATER = 1013
 
+ENCODINGS = {"pcm_s16le": (2, torch.int16), "pcm_f32le": (4, torch.float32)}
+"""Binary audio formats a config may name: bytes per sample and type."""
+
 
 class ProtocolError(Exception):
     def __init__(self, message: str, code: int):
@@ -52,10 +56,11 @@ class Session:
     def __init__(self, engine: Engine, settings: Settings, metrics: Metrics):
         self.engine, self.settings, self.metrics = engine, settings, metrics
         self.sample_rate = settings.stream_sample_rate
+        self.encoding = "pcm_s16le"
         self.words = True
         self.stream: Stream | None = None
         self.partial = ""
-        self._odd_byte = b""
+        self._leftover = b""
 
     def configure(self, config: object) -> None:
         if self.stream is not None:
@@ -65,26 +70,40 @@ class Session:
         rate = config.get("sample_rate", self.sample_rate)
         if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 4000 <= rate <= 192000:
             raise ProtocolError(f"sample_rate must be a number from 4000 to 192000, not {rate!r}", INVALID_PAYLOAD)
+        encoding = config.get("encoding", self.encoding)
+        if encoding not in ENCODINGS:
+            raise ProtocolError(f"encoding must be one of {', '.join(ENCODINGS)}, not {encoding!r}", INVALID_PAYLOAD)
         self.sample_rate = int(rate)
+        self.encoding = encoding
         self.words = bool(config.get("words", self.words))
 
     async def audio(self, data: bytes) -> dict:
         if self.stream is None:
             self.stream = Stream(self.sample_rate, self.settings.stream_config)
-        data = self._odd_byte + data
-        usable = len(data) // 2 * 2
-        self._odd_byte = data[usable:]
-        samples = torch.frombuffer(bytearray(data[:usable]), dtype=torch.int16).float() / 32768
+        samples = self._samples(data)
         self.metrics.audio.labels("stream").inc(samples.numel() / self.sample_rate)
         closed = self.stream.feed(samples)
         if closed:
             self.partial = ""
             return await self._result(closed)
-        if self.stream.partial_due():
+        if self.stream.partial_due() and self.engine.batcher.queue_depth < self.settings.max_queue:
             self.stream.mark_read()
             words = await self._read(self.stream.open_utterance())
             self.partial = " ".join(w.word for w in words)
         return {"partial": self.partial if self.stream.is_open else ""}
+
+    def _samples(self, data: bytes) -> torch.Tensor:
+        """The message's samples as float; the bytes of a sample split across messages wait for the next one."""
+        data = self._leftover + data
+        width, dtype = ENCODINGS[self.encoding]
+        usable = len(data) // width * width
+        self._leftover = data[usable:]
+        samples = torch.frombuffer(bytearray(data[:usable]), dtype=dtype)
+        if dtype == torch.int16:
+            return samples.float() / 32768
+        if not torch.isfinite(samples).all():
+            raise ProtocolError("pcm_f32le audio must hold finite samples, not NaN or infinity", INVALID_PAYLOAD)
+        return samples
 
     async def flush(self) -> dict:
         """The result of the open utterance, if any (``{"text": ""}`` if none), and a fresh start."""
@@ -124,38 +143,51 @@ def _command(text: str) -> dict:
     return message
 
 
-async def _receive_unless_draining(websocket: WebSocket, drain: Drain) -> Message | None:
+async def _receive_unless_draining(websocket: WebSocket, drain: Drain, idle_seconds: float) -> Message | None:
     """The client's next message, or None once the server has begun to shut down."""
     receive = asyncio.ensure_future(websocket.receive())
     draining = asyncio.ensure_future(drain.started.wait())
     try:
-        await asyncio.wait({receive, draining}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({receive, draining}, timeout=idle_seconds, return_when=asyncio.FIRST_COMPLETED)
     finally:
         draining.cancel()
         if not receive.done():
             receive.cancel()
-    return receive.result() if receive.done() else None
+    if receive.done():
+        return receive.result()
+    if draining.done():
+        return None
+    raise ProtocolError(f"no message for {idle_seconds:g} s (ASR_STREAM_IDLE_SECONDS)", POLICY_VIOLATION)
+
+
+def _refusal(state: State) -> tuple[str, int] | None:
+    """Why a new stream cannot start now, with its close code, if it cannot."""
+    if state.engine is None:
+        return "the model is not loaded yet; GET /ready says when it is", TRY_AGAIN_LATER
+    if state.drain.draining:
+        return "this server is shutting down; connect again", GOING_AWAY
+    if state.open_streams >= state.settings.max_streams:
+        limit = state.settings.max_streams
+        return f"the server is at its limit of {limit} streams (ASR_MAX_STREAMS); try again shortly", TRY_AGAIN_LATER
+    return None
 
 
 @router.websocket("/v1/stream")
 async def stream(websocket: WebSocket) -> None:
     await websocket.accept()
-    engine: Engine | None = websocket.app.state.engine
-    if engine is None:
-        await websocket.send_json({"error": "the model is not loaded yet; GET /ready says when it is"})
-        await websocket.close(TRY_AGAIN_LATER)
+    state: State = websocket.app.state
+    if refusal := _refusal(state):
+        await websocket.send_json({"error": refusal[0]})
+        await websocket.close(refusal[1])
         return
-    drain: Drain = websocket.app.state.drain
-    if drain.draining:
-        await websocket.send_json({"error": "this server is shutting down; connect again"})
-        await websocket.close(GOING_AWAY)
-        return
-    metrics: Metrics = websocket.app.state.metrics
-    session = Session(engine, websocket.app.state.settings, metrics)
+    settings: Settings = state.settings
+    metrics: Metrics = state.metrics
+    session = Session(state.engine, settings, metrics)
+    state.open_streams += 1
     metrics.streams.inc()
     try:
         while True:
-            message = await _receive_unless_draining(websocket, drain)
+            message = await _receive_unless_draining(websocket, state.drain, settings.stream_idle_seconds)
             if message is None:
                 await websocket.send_json(await session.flush())
                 await websocket.close(GOING_AWAY)
@@ -187,4 +219,5 @@ async def stream(websocket: WebSocket) -> None:
         await websocket.send_json({"error": f"{type(error).__name__}: {error}"})
         await websocket.close(INTERNAL_ERROR)
     finally:
+        state.open_streams -= 1
         metrics.streams.dec()

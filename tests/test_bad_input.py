@@ -1,0 +1,490 @@
+"""Every bad input and fault the service is tried with, against real servers, and what it does.
+
+``CASES`` is the table in docs/reliability.md: each case's name and outcome are a row there, and
+``test_the_docs_table_lists_every_case`` keeps the two the same.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import random
+import re
+import select
+import socket
+import threading
+import time
+import wave
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import torch
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
+
+from asr.audio import decode
+from asr.features import FeatureConfig, prepare_waveform
+from bench.serving import serve
+from tests.conftest import encode, speak
+from tests.test_shutdown import long_wav, metric, post_in_background, wait_until
+from tests.test_stream_api import pcm, session
+from training.metrics import cer
+
+ROOT = Path(__file__).parents[1]
+TEXT = "open the garage door please"
+LIMITS = {
+    "max_upload_bytes": 3_000_000,
+    "max_duration_seconds": 30,
+    "stream_idle_seconds": 1.5,
+    "max_streams": 3,
+    "stream_max_message_bytes": 65536,
+}
+"""The limited server's settings: small enough to reach in a test."""
+
+
+@dataclass(frozen=True)
+class Servers:
+    limited: str
+    log: Path
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory) -> Iterator[Servers]:
+    log = tmp_path_factory.mktemp("limited") / "log"
+    with serve(log=log, **LIMITS) as (url, _):
+        yield Servers(url, log)
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    outcome: str
+    check: Callable[[Servers], None]
+
+
+def _speech(rate: int = 22050, channels: int = 1) -> torch.Tensor:
+    """TEXT spoken, at ``rate``, as ``(channels, samples)``."""
+    waveform, original = decode(speak(TEXT))
+    return prepare_waveform(waveform, original, FeatureConfig(sample_rate=rate)).repeat(channels, 1)
+
+
+def _post(url: str, data: bytes, name: str = "audio.wav", **kw) -> httpx.Response:
+    return httpx.post(f"{url}/v1/transcribe", files={"file": (name, data)}, timeout=60, **kw)
+
+
+def _error(response: httpx.Response, status: int, code: str) -> None:
+    assert response.status_code == status, response.text
+    assert response.json()["error"]["code"] == code
+
+
+def _reads(response: httpx.Response, text: str = TEXT, at_most: float = 0.35) -> None:
+    assert response.status_code == 200, response.text
+    assert cer([text], [response.json()["text"]]) <= at_most, response.json()["text"]
+
+
+def _at_most_two_letters(response: httpx.Response) -> None:
+    assert response.status_code == 200 and len(response.json()["text"]) <= 2, response.text
+
+
+def _damaged(kind: str, how: str) -> bytes:
+    data = encode(_speech(), 22050, kind)
+    if how == "truncated":
+        return data[: len(data) // 2]
+    damaged, rng = bytearray(data), random.Random(0)
+    for i in range(len(data) // 3, len(data) // 3 + 200):
+        damaged[i] = rng.randrange(256)
+    return bytes(damaged)
+
+
+def _wav_without_samples() -> bytes:
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1), out.setsampwidth(2), out.setframerate(16000)
+    return buffer.getvalue()
+
+
+def _streamed_body_refused_early(s: Servers) -> None:
+    """A chunked upload ten times the limit: the 413 arrives while the body is still being sent."""
+    host, port = s.limited.removeprefix("http://").split(":")
+    limit, sent, chunk = LIMITS["max_upload_bytes"], 0, b"\0" * 65536
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
+        sock.connect((host, int(port)))
+        sock.sendall(
+            b"POST /v1/transcribe HTTP/1.1\r\nHost: x\r\nContent-Type: audio/wav\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
+        while sent < 10 * limit and not select.select([sock], [], [], 0)[0]:
+            try:
+                sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            sent += len(chunk)
+        time.sleep(0.2)
+        reply = sock.recv(65536).decode(errors="replace")
+    assert reply.startswith("HTTP/1.1 413"), reply[:200]
+    assert '"code":"file_too_large"' in reply
+    assert sent < 3 * limit  # refused as it streamed in (1.1x the limit here), not after reading it all
+
+
+def _declared_too_large(s: Servers) -> None:
+    """A Content-Length past the limit is refused before one byte of the body is sent."""
+    host, port = s.limited.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall(b"POST /v1/transcribe HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999\r\n\r\n")
+        reply = sock.recv(65536).decode()
+    assert reply.startswith("HTTP/1.1 413") and "ASR_MAX_UPLOAD_BYTES" in reply
+
+
+def _ws(s: Servers) -> str:
+    return s.limited.replace("http://", "ws://") + "/v1/stream"
+
+
+def _closes(s: Servers, messages: list, code: int, error: str) -> None:
+    """Send ``messages`` (audio is answered one reply each); the stream ends with ``error`` and ``code``."""
+    reply: dict = {}
+    with connect(_ws(s), max_size=None) as ws:
+        for message in messages:
+            ws.send(message)
+            if isinstance(message, bytes) and len(message) <= LIMITS["stream_max_message_bytes"]:
+                reply = json.loads(ws.recv(timeout=30))
+        if error:
+            reply = reply if "error" in reply else json.loads(ws.recv(timeout=30))
+            assert reply["error"].startswith(error)
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=10)
+        assert closed.value.rcvd.code == code
+
+
+def _odd_bytes(s: Servers) -> None:
+    audio, _ = pcm(16000, sentences=["what time is it"])
+    texts = []
+    for chunk in (3001, 3200):
+        with connect(_ws(s)) as ws:
+            replies = session(ws, audio, chunk)
+            assert len(replies) == -(-len(audio) // chunk)
+            texts.append(next(r["text"] for r in replies if "result" in r))
+    assert texts[0] == texts[1]
+
+
+def _float_audio(s: Servers) -> None:
+    speech = _speech(16000)[0]
+    with connect(_ws(s)) as ws:
+        ws.send(json.dumps({"config": {"sample_rate": 16000, "encoding": "pcm_f32le"}}))
+        replies = session(ws, torch.cat([speech, torch.zeros(16000)]).numpy().tobytes(), 12800)
+    assert cer([TEXT], [next(r["text"] for r in replies if "result" in r)]) <= 0.35
+
+
+def _audio_after_eof(s: Servers) -> None:
+    audio, _ = pcm(16000, sentences=["what time is it"])
+    with connect(_ws(s)) as ws:
+        ws.send(audio[:32000])
+        ws.recv(timeout=30)
+        ws.send('{"eof" : 1}')
+        ws.send(audio[32000:64000])
+        assert "text" in json.loads(ws.recv(timeout=30))
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=10)
+        assert closed.value.rcvd.code == 1000
+    assert httpx.get(f"{s.limited}/ready").status_code == 200
+
+
+def _disconnect_mid_stream(s: Servers) -> None:
+    audio, _ = pcm(16000)
+    with connect(_ws(s)) as ws:
+        ws.send(audio[:32000])
+        ws.recv(timeout=30)
+        ws.socket.shutdown(socket.SHUT_RDWR)  # no close frame: the network just goes
+    wait_until(lambda: metric(s.limited, "asr_streams_in_flight") == 0)
+    _reads(_post(s.limited, speak(TEXT)))
+
+
+def _too_many_streams(s: Servers) -> None:
+    with contextlib.ExitStack() as stack:
+        for _ in range(LIMITS["max_streams"]):
+            ws = stack.enter_context(connect(_ws(s)))
+            ws.send(b"\0" * 3200)
+            ws.recv(timeout=30)
+        _closes(s, [], 1013, "the server is at its limit of 3 streams (ASR_MAX_STREAMS)")
+    wait_until(lambda: metric(s.limited, "asr_streams_in_flight") == 0)
+
+
+def _overloaded(_: Servers) -> None:
+    with serve(max_queue=1) as (url, _process):
+        thread, outcome = post_in_background(url, long_wav(120)[0])
+        wait_until(lambda: metric(url, "asr_queue_depth") >= 1)
+        refused = _post(url, speak(TEXT))
+        thread.join(60)
+    _error(refused, 503, "overloaded")
+    assert refused.headers["retry-after"] == "1"
+    assert outcome["response"].status_code == 200  # the accepted file was not harmed
+
+
+def _past_deadline(_: Servers) -> None:
+    with serve(request_timeout_seconds=0.5) as (url, _process):
+        response = httpx.post(f"{url}/v1/transcribe", content=long_wav(120)[0], timeout=60)
+        _error(response, 504, "deadline_exceeded")
+        wait_until(lambda: metric(url, "asr_audio_in_flight_seconds") == 0)
+        _reads(_post(url, speak(TEXT)))
+
+
+def _client_gone(s: Servers) -> None:
+    audio, _ = long_wav(300)
+    with serve() as (url, _process):
+        done = metric(url, "asr_batch_size_sum")
+        with contextlib.suppress(httpx.ReadTimeout):
+            httpx.post(f"{url}/v1/transcribe", content=audio, timeout=httpx.Timeout(60, read=1.0))
+        wait_until(lambda: metric(url, "asr_audio_in_flight_seconds") == 0)
+        time.sleep(0.5)
+        windows = metric(url, "asr_batch_size_sum") - done
+        assert windows < 15  # of the 300 s file's 19 windows, only those before the disconnect ran
+
+
+HTTP_CASES = [
+    Case("empty body", "400 `invalid_audio`", lambda s: _error(_post(s.limited, b""), 400, "invalid_audio")),
+    Case(
+        "WAV cut off halfway",
+        "200: the words in the part that arrived",
+        lambda s: _reads(_post(s.limited, _damaged("wav", "truncated")), "open the garage", 0.5),
+    ),
+    Case(
+        "FLAC cut off halfway",
+        "400 `invalid_audio`",
+        lambda s: _error(_post(s.limited, _damaged("flac", "truncated"), "a.flac"), 400, "invalid_audio"),
+    ),
+    Case(
+        "MP3 cut off halfway",
+        "200: the words in the part that arrived",
+        lambda s: _reads(_post(s.limited, _damaged("mp3", "truncated"), "a.mp3"), "open the garage", 0.5),
+    ),
+    Case(
+        "WAV with 200 random bytes mid-file",
+        "200: the text (the noise burst is heard as noise)",
+        lambda s: _reads(_post(s.limited, _damaged("wav", "corrupt")), at_most=0.5),
+    ),
+    Case(
+        "FLAC with 200 random bytes mid-file",
+        "200: the text (FFmpeg skips the broken frame)",
+        lambda s: _reads(_post(s.limited, _damaged("flac", "corrupt"), "a.flac"), at_most=0.5),
+    ),
+    Case(
+        "MP3 with 200 random bytes mid-file",
+        "400 `invalid_audio`",
+        lambda s: _error(_post(s.limited, _damaged("mp3", "corrupt"), "a.mp3"), 400, "invalid_audio"),
+    ),
+    Case(
+        "text bytes named `notes.wav`",
+        "400 `invalid_audio`, naming the file",
+        lambda s: _error(_post(s.limited, b"these are not audio bytes" * 9, "notes.wav"), 400, "invalid_audio"),
+    ),
+    Case(
+        "WAV with a header and no samples",
+        "400 `invalid_audio`: the audio holds no samples",
+        lambda s: _error(_post(s.limited, _wav_without_samples()), 400, "invalid_audio"),
+    ),
+    Case(
+        "the first 50 ms of a word",
+        "200 with at most a letter or two",
+        lambda s: _at_most_two_letters(_post(s.limited, encode(_speech()[:, :1102], 22050, "wav"))),
+    ),  # fmt: skip
+    Case(
+        "5 s of digital silence",
+        "200 with empty text",
+        lambda s: _reads(_post(s.limited, encode(torch.zeros(1, 80000), 16000, "wav")), "", 0),
+    ),
+    Case(
+        "speech amplified 20 dB and hard-clipped",
+        "200: the text",
+        lambda s: _reads(_post(s.limited, encode((_speech() * 10).clamp(-1, 1), 22050, "wav")), at_most=0.5),
+    ),
+    Case("8 kHz WAV", "200: the text", lambda s: _reads(_post(s.limited, encode(_speech(8000), 8000, "wav")))),
+    Case(
+        "44.1 kHz FLAC",
+        "200: the text",
+        lambda s: _reads(_post(s.limited, encode(_speech(44100), 44100, "flac"), "a.flac")),
+    ),
+    Case(
+        "48 kHz stereo MP3",
+        "200: the text",
+        lambda s: _reads(_post(s.limited, encode(_speech(48000, 2), 48000, "mp3"), "a.mp3")),
+    ),
+    Case(
+        "6-channel (5.1) WAV",
+        "200: the text (channels are averaged)",
+        lambda s: _reads(_post(s.limited, encode(_speech(48000, 6), 48000, "wav"))),
+    ),
+    Case(
+        "a file longer than `ASR_MAX_DURATION_SECONDS`",
+        "413 `audio_too_long`, as soon as decoding passes the limit",
+        lambda s: _error(httpx.post(f"{s.limited}/v1/transcribe", content=long_wav(45)[0]), 413, "audio_too_long"),
+    ),
+    Case(
+        "a `Content-Length` past `ASR_MAX_UPLOAD_BYTES`",
+        "413 `file_too_large` before the body is read",
+        _declared_too_large,
+    ),
+    Case(
+        "a chunked body growing past `ASR_MAX_UPLOAD_BYTES`",
+        "413 `file_too_large` while it streams in; the body is never buffered whole",
+        _streamed_body_refused_early,
+    ),
+    Case(
+        "multipart with no `file` field",
+        "422 `invalid_request`, naming the field",
+        lambda s: _error(
+            httpx.post(f"{s.limited}/v1/transcribe", files={"audio": ("a.wav", speak(TEXT))}), 422, "invalid_request"
+        ),
+    ),  # fmt: skip
+    Case(
+        "OpenAI endpoint without `model`",
+        "422 `invalid_request`, naming the field",
+        lambda s: _error(
+            httpx.post(f"{s.limited}/v1/audio/transcriptions", files={"file": ("a.wav", speak(TEXT))}),
+            422,
+            "invalid_request",
+        ),
+    ),  # fmt: skip
+    Case(
+        "OpenAI endpoint with `response_format=xml`",
+        "400 `invalid_response_format`",
+        lambda s: _error(
+            httpx.post(
+                f"{s.limited}/v1/audio/transcriptions",
+                files={"file": ("a.wav", speak(TEXT))},
+                data={"model": "whisper-1", "response_format": "xml"},
+            ),
+            400,
+            "invalid_response_format",
+        ),
+    ),  # fmt: skip
+]
+
+LOAD_CASES = [
+    Case(
+        "a request while `ASR_MAX_QUEUE` clips wait",
+        "503 `overloaded` with `Retry-After: 1`; accepted work goes on",
+        _overloaded,
+    ),
+    Case(
+        "a file past `ASR_REQUEST_TIMEOUT_SECONDS`",
+        "504 `deadline_exceeded`; its queued windows are dropped",
+        _past_deadline,
+    ),  # fmt: skip
+    Case(
+        "a client that disconnects while its file is transcribed",
+        "the transcription is cancelled; its queued windows never run",
+        _client_gone,
+    ),
+]
+
+STREAM_CASES = [
+    Case(
+        "a text message that is not a command",
+        "error message, close 1003",
+        lambda s: _closes(s, ['{"transcribe": true}'], 1003, 'expected {"config": {...}}'),
+    ),  # fmt: skip
+    Case(
+        "malformed JSON",
+        "error message, close 1007",
+        lambda s: _closes(s, ["{not json"], 1007, "text messages must be JSON"),
+    ),  # fmt: skip
+    Case(
+        "a config with `sample_rate` 100",
+        "error message, close 1007",
+        lambda s: _closes(s, ['{"config": {"sample_rate": 100}}'], 1007, "sample_rate must be a number"),
+    ),  # fmt: skip
+    Case(
+        "a config with `encoding` mulaw",
+        "error message, close 1007",
+        lambda s: _closes(s, ['{"config": {"encoding": "mulaw"}}'], 1007, "encoding must be one of"),
+    ),  # fmt: skip
+    Case(
+        "a config after audio",
+        "error message, close 1008",
+        lambda s: _closes(s, [b"\0\0" * 800, '{"config": {}}'], 1008, "config must come before"),
+    ),  # fmt: skip
+    Case(
+        "16-bit PCM in messages of an odd number of bytes",
+        "one reply per message; a split sample waits for the next message",
+        _odd_bytes,
+    ),
+    Case("float PCM (`pcm_f32le`)", "partials and results, as for 16-bit PCM", _float_audio),
+    Case(
+        "NaN or infinity in `pcm_f32le` audio",
+        "error message, close 1007",
+        lambda s: _closes(
+            s,
+            ['{"config": {"encoding": "pcm_f32le"}}', torch.tensor([0.1, float("nan")] * 100).numpy().tobytes()],
+            1007,
+            "pcm_f32le audio must",
+        ),
+    ),  # fmt: skip
+    Case(
+        "a message past `ASR_STREAM_MAX_MESSAGE_BYTES`",
+        "close 1009 (message too big)",
+        lambda s: _closes(s, [b"\0" * (LIMITS["stream_max_message_bytes"] + 2)], 1009, ""),
+    ),
+    Case("audio after `eof`", "the last result, close 1000; the rest is ignored", _audio_after_eof),
+    Case(
+        "a client silent past `ASR_STREAM_IDLE_SECONDS`",
+        "error message, close 1008",
+        lambda s: _closes(s, [], 1008, "no message for 1.5 s"),
+    ),  # fmt: skip
+    Case("a client that vanishes mid-stream", "the stream is dropped; the server goes on", _disconnect_mid_stream),
+    Case("more streams than `ASR_MAX_STREAMS`", "error message, close 1013", _too_many_streams),
+]
+
+FAULTS = {
+    "an exception inside a batch": (
+        "500 `internal_error` naming it, for that batch's requests only; the worker goes on",
+        "tests/test_service.py::test_a_failure_inside_recognition_is_a_json_500_naming_it_and_the_service_goes_on",
+    ),
+    "out of device memory in a batch": (
+        "the batch runs in halves, down to single clips; only a clip too big alone fails",
+        "tests/test_batching.py::test_out_of_memory_splits_the_batch_until_it_fits_and_fails_only_a_clip_too_big_alone",
+    ),
+    "SIGTERM": (
+        "drain: 503 to new work, streams get their last result and 1001, work in flight finishes, exit 0",
+        "tests/test_shutdown.py::test_sigterm_refuses_new_work_finishes_what_is_in_flight_and_exits_0",
+    ),
+}
+CASES = HTTP_CASES + LOAD_CASES + STREAM_CASES
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_bad_input(servers, case):
+    case.check(servers)
+    assert httpx.get(f"{servers.limited}/health").status_code == 200
+
+
+def test_no_case_made_the_server_answer_500_or_log_a_traceback(servers):
+    text = servers.log.read_text()
+    assert " 500 " not in text and "Traceback" not in text
+
+
+def test_the_docs_table_lists_every_case():
+    rows = re.findall(r"^\| ([^|]+?) \| ([^|]+?) \|$", (ROOT / "docs/reliability.md").read_text(), re.MULTILINE)
+    documented = {name: outcome for name, outcome in rows if name not in ("input or fault", "---")}
+    expected = {case.name: case.outcome for case in CASES} | {name: o for name, (o, _) in FAULTS.items()}
+    assert documented == expected
+
+
+@pytest.mark.parametrize("name", FAULTS)
+def test_each_fault_in_the_table_has_its_test(name):
+    path, test = FAULTS[name][1].split("::")
+    assert f"def {test}(" in (ROOT / path).read_text()
+
+
+def test_concurrent_bad_input_does_not_disturb_good_requests(servers):
+    good: list[httpx.Response] = []
+    threads = [threading.Thread(target=lambda: good.append(_post(servers.limited, speak(TEXT)))) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for _ in range(8):
+        _error(_post(servers.limited, b"garbage" * 50, "x.mp3"), 400, "invalid_audio")
+    for thread in threads:
+        thread.join(60)
+    assert [r.status_code for r in good] == [200] * 4
