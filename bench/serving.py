@@ -1,7 +1,8 @@
-"""Starting the real service for a benchmark, and the speech the benchmarks send it."""
+"""Starting the real service for a benchmark or a test, and the speech and audio files they send it."""
 
 from __future__ import annotations
 
+import io
 import os
 import socket
 import subprocess
@@ -11,7 +12,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import av
 import httpx
+import numpy as np
 import torch
 
 from asr.features import FeatureConfig, prepare_waveform
@@ -78,6 +81,34 @@ def speech(text: str, voice: str = "en-us", rate: float = 1.0, sample_rate: int 
     """``text`` spoken by espeak-ng, as mono samples at ``sample_rate``."""
     waveform, original = synthesise(Voice("espeak-ng", voice, "male"), text, Prosody(rate=rate))
     return prepare_waveform(waveform, original, FeatureConfig(sample_rate=sample_rate))
+
+
+FORMATS = {
+    "wav": ("wav", "pcm_s16le"),
+    "flac": ("flac", "flac"),
+    "mp3": ("mp3", "libmp3lame"),
+    "ogg": ("ogg", "vorbis"),
+    "opus": ("ogg", "libopus"),
+    "webm": ("webm", "libopus"),
+    "m4a": ("ipod", "aac"),
+}
+"""Container and codec of each audio format the service must read."""
+
+
+def encode(waveform: torch.Tensor, sample_rate: int, kind: str) -> bytes:
+    """``(channels, samples)`` audio as a file of ``kind`` (a key of :data:`FORMATS`), encoded by FFmpeg."""
+    container, codec = FORMATS[kind]
+    layout = {1: "mono", 2: "stereo", 6: "5.1"}[waveform.shape[0]]
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format=container) as out:
+        stream = out.add_stream(codec, rate=sample_rate, layout=layout)
+        if codec == "vorbis":
+            stream.codec_context.options = {"strict": "experimental"}
+        frame = av.AudioFrame.from_ndarray(waveform.numpy().astype(np.float32), format="fltp", layout=layout)
+        frame.sample_rate = sample_rate
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            out.mux(packet)
+    return buffer.getvalue()
 
 
 def peak_rss_mb(pid: int) -> float:

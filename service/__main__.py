@@ -1,9 +1,8 @@
 """``python -m service``: serve the configured checkpoint with uvicorn."""
 
-import logging
-
 import uvicorn
 
+from service import logs
 from service.app import create_app
 from service.settings import Settings
 from service.shutdown import Server
@@ -11,14 +10,14 @@ from service.shutdown import Server
 
 def main() -> None:
     settings = Settings()
-    logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s:     %(name)s: %(message)s")
     app = create_app(settings)
     # The drain (service.shutdown) has already waited ASR_DRAIN_SECONDS; uvicorn then waits 1 s more at most.
     config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
-        log_level=settings.log_level,
+        log_config=logs.config(settings.log_level, settings.log_format),
+        access_log=False,  # service.logs writes it, without query strings
         timeout_graceful_shutdown=1,
         ws_max_size=settings.stream_max_message_bytes,
     )

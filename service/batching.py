@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import torch
 
 from asr.decoding import Transcript
+from service.logs import request_id
 
 log = logging.getLogger("service")
 
@@ -43,6 +44,8 @@ class _Job:
     future: asyncio.Future
     loop: asyncio.AbstractEventLoop
     arrived: float = field(default_factory=time.monotonic)
+    request_id: str | None = field(default_factory=request_id.get)
+    """The caller's, so the worker's log lines name the requests of the batch they are about."""
 
     @property
     def samples(self) -> int:
@@ -107,7 +110,9 @@ class Batcher:
         while (batch := self._next_batch()) is not None:
             started = time.perf_counter()
             self._running = batch
+            token = request_id.set(" ".join(dict.fromkeys(job.request_id for job in batch if job.request_id)) or None)
             results = self._run_splitting(batch)
+            request_id.reset(token)
             self._running = []
             for job, result in zip(batch, results, strict=True):
                 if isinstance(result, Exception):

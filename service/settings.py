@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from asr.checkpoint import DEFAULT_CHECKPOINT
@@ -24,7 +25,11 @@ class Settings(BaseSettings):
     request_timeout_seconds: float = Field(600.0, gt=0, description="Deadline for one file's transcription.")
     max_queue: int = Field(256, gt=0, description="Clips waiting for the inference worker beyond which files get 503.")
     max_streams: int = Field(64, gt=0, description="Open streams beyond which new ones are refused (close 1013).")
-    log_level: str = Field("info", description="Uvicorn log level.")
+    log_level: str = Field("info", description="Log level: debug, info, warning or error.")
+    log_format: Literal["json", "text"] = Field("json", description="json: one object per line; text: for people.")
+    api_keys: SecretStr = Field(SecretStr(""), description="Comma-separated API keys; when any is set, /v1/ needs one.")
+    api_keys_file: Path | None = Field(None, description="A file of API keys, one per line, added to ASR_API_KEYS.")
+    cors_origins: str = Field("", description="Comma-separated origins that browsers may call from; none by default.")
     drain_seconds: float = Field(
         30.0, ge=0, description="On SIGTERM, how long requests and streams in flight may take to finish."
     )
@@ -50,6 +55,17 @@ class Settings(BaseSettings):
         if self.window_overlap_seconds >= self.window_seconds:
             raise ValueError("window_overlap_seconds must be shorter than window_seconds")
         return self
+
+    def load_api_keys(self) -> tuple[str, ...]:
+        """The configured keys, from ASR_API_KEYS and ASR_API_KEYS_FILE (blank lines and # comments skipped)."""
+        keys = self.api_keys.get_secret_value().split(",")
+        if self.api_keys_file is not None:
+            keys += [line for line in self.api_keys_file.read_text().splitlines() if not line.startswith("#")]
+        return tuple(key.strip() for key in keys if key.strip())
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]
 
     @property
     def batch_limits(self) -> BatchLimits:

@@ -22,11 +22,9 @@ from starlette.applications import Starlette
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.errors import error_response
+from service.logs import PROBES
 
 log = logging.getLogger("service")
-
-ALWAYS_OPEN = frozenset({"/health", "/ready", "/metrics"})
-"""Probes and metrics keep answering while the service drains."""
 
 
 class Drain:
@@ -71,7 +69,7 @@ class DrainGate:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or scope["path"] in ALWAYS_OPEN:
+        if scope["type"] not in ("http", "websocket") or scope["path"] in PROBES:  # they answer while draining
             await self.app(scope, receive, send)
             return
         drain: Drain = scope["app"].state.drain

@@ -7,8 +7,6 @@ import signal
 from collections.abc import Iterator
 from pathlib import Path
 
-import av
-import numpy as np
 import pytest
 import soundfile
 import torch
@@ -23,34 +21,6 @@ def speak(text: str, voice: str = "en-us", rate: int = 150) -> bytes:
     waveform, sample_rate = synthesise(Voice("espeak-ng", voice, "male"), text, Prosody(rate=rate / 175))
     buffer = io.BytesIO()
     soundfile.write(buffer, waveform[0].numpy(), sample_rate, format="WAV", subtype="PCM_16")
-    return buffer.getvalue()
-
-
-FORMATS = {
-    "wav": ("wav", "pcm_s16le"),
-    "flac": ("flac", "flac"),
-    "mp3": ("mp3", "libmp3lame"),
-    "ogg": ("ogg", "vorbis"),
-    "opus": ("ogg", "libopus"),
-    "webm": ("webm", "libopus"),
-    "m4a": ("ipod", "aac"),
-}
-"""Container and codec of each audio format the service must read."""
-
-
-def encode(waveform: torch.Tensor, sample_rate: int, kind: str) -> bytes:
-    """``(channels, samples)`` audio as a file of ``kind`` (a key of :data:`FORMATS`), encoded by FFmpeg."""
-    container, codec = FORMATS[kind]
-    layout = {1: "mono", 2: "stereo", 6: "5.1"}[waveform.shape[0]]
-    buffer = io.BytesIO()
-    with av.open(buffer, "w", format=container) as out:
-        stream = out.add_stream(codec, rate=sample_rate, layout=layout)
-        if codec == "vorbis":
-            stream.codec_context.options = {"strict": "experimental"}
-        frame = av.AudioFrame.from_ndarray(waveform.numpy().astype(np.float32), format="fltp", layout=layout)
-        frame.sample_rate = sample_rate
-        for packet in [*stream.encode(frame), *stream.encode(None)]:
-            out.mux(packet)
     return buffer.getvalue()
 
 

@@ -12,7 +12,8 @@ import torch
 
 from asr.audio import AudioDecodeError, decode, stream
 from asr.features import FeatureConfig, prepare_waveform
-from tests.conftest import FORMATS, encode, speak
+from bench.serving import FORMATS, encode
+from tests.conftest import speak
 
 
 def _similarity(a: torch.Tensor, b: torch.Tensor, lag: int = 2048) -> float:

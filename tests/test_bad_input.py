@@ -28,8 +28,8 @@ from websockets.sync.client import connect
 
 from asr.audio import decode
 from asr.features import FeatureConfig, prepare_waveform
-from bench.serving import serve
-from tests.conftest import encode, speak
+from bench.serving import encode, serve
+from tests.conftest import speak
 from tests.test_shutdown import long_wav, metric, post_in_background, wait_until
 from tests.test_stream_api import pcm, session
 from training.metrics import cer
@@ -437,7 +437,7 @@ STREAM_CASES = [
     Case("more streams than `ASR_MAX_STREAMS`", "error message, close 1013", _too_many_streams),
 ]
 
-FAULTS = {
+ELSEWHERE = {
     "an exception inside a batch": (
         "500 `internal_error` naming it, for that batch's requests only; the worker goes on",
         "tests/test_service.py::test_a_failure_inside_recognition_is_a_json_500_naming_it_and_the_service_goes_on",
@@ -450,7 +450,28 @@ FAULTS = {
         "drain: 503 to new work, streams get their last result and 1001, work in flight finishes, exit 0",
         "tests/test_shutdown.py::test_sigterm_refuses_new_work_finishes_what_is_in_flight_and_exits_0",
     ),
+    "a request to `/v1/` without a valid API key": (
+        "401 `invalid_api_key`, the same for a missing, malformed or wrong key",
+        "tests/test_access.py::test_a_missing_or_wrong_key_is_one_401_that_tells_nothing_more",
+    ),
+    "a stream without a valid API key": (
+        "error message, close 1008",
+        "tests/test_access.py::test_a_stream_without_a_key_gets_an_error_and_1008",
+    ),
+    "a CORS preflight from an origin not configured": (
+        "no CORS headers, so the browser refuses",
+        "tests/test_access.py::test_cors_admits_the_configured_origin_only",
+    ),
+    "random or damaged bytes as an audio file (fuzzed)": (
+        "audio, or a decode error (400); nothing else",
+        "tests/test_fuzz.py::test_decoding_damaged_files_gives_audio_or_a_decode_error",
+    ),
+    "random text and binary WebSocket messages (fuzzed)": (
+        "one reply per audio message, or an error message and close 1003 or 1007",
+        "tests/test_fuzz.py::test_any_audio_bytes_get_one_reply_each_or_a_1007",
+    ),
 }
+"""Rows of the docs table that other test modules check, and the test that does."""
 CASES = HTTP_CASES + LOAD_CASES + STREAM_CASES
 
 
@@ -468,13 +489,13 @@ def test_no_case_made_the_server_answer_500_or_log_a_traceback(servers):
 def test_the_docs_table_lists_every_case():
     rows = re.findall(r"^\| ([^|]+?) \| ([^|]+?) \|$", (ROOT / "docs/reliability.md").read_text(), re.MULTILINE)
     documented = {name: outcome for name, outcome in rows if name not in ("input or fault", "---")}
-    expected = {case.name: case.outcome for case in CASES} | {name: o for name, (o, _) in FAULTS.items()}
+    expected = {case.name: case.outcome for case in CASES} | {name: o for name, (o, _) in ELSEWHERE.items()}
     assert documented == expected
 
 
-@pytest.mark.parametrize("name", FAULTS)
-def test_each_fault_in_the_table_has_its_test(name):
-    path, test = FAULTS[name][1].split("::")
+@pytest.mark.parametrize("name", ELSEWHERE)
+def test_each_row_checked_elsewhere_has_its_test(name):
+    path, test = ELSEWHERE[name][1].split("::")
     assert f"def {test}(" in (ROOT / path).read_text()
 
 

@@ -14,9 +14,10 @@ from asr.checkpoint import DEFAULT_CHECKPOINT
 from asr.decoding import Transcript, Word
 from asr.features import FeatureConfig, prepare_waveform
 from asr.transcriber import Transcriber
+from bench.serving import encode
 from service.batching import Batcher, BatchLimits
 from service.files import kept_words, transcribe_file, windows
-from tests.conftest import encode, speak
+from tests.conftest import speak
 from training.metrics import cer
 
 

@@ -128,7 +128,7 @@ def test_a_draining_replica_ends_its_streams_with_1001_and_nginx_moves_its_new_u
                 codes.append(closed.rcvd.code if closed.rcvd else None)
         thread.join(60)
     assert [r.status_code for r in uploads] == [200] * 4
-    assert '"POST /v1/transcribe HTTP/1.1" 503' in (logs / "replica0.log").read_text()  # refused, then retried
+    assert "POST /v1/transcribe 503" in (logs / "replica0.log").read_text()  # refused, then retried
     assert sorted(codes) == sorted([1001] * int(on_draining) + [1000] * (2 - int(on_draining)))
     assert outcome["response"].status_code == 200  # what was in flight on the draining replica finished
     assert process.wait(timeout=30) == 0

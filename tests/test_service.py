@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import json
+import logging
 import threading
 import time
 
@@ -14,10 +17,12 @@ from asr.audio import decode
 from asr.checkpoint import DEFAULT_CHECKPOINT
 from asr.features import FeatureConfig, prepare_waveform
 from asr.transcriber import Transcriber
+from bench.serving import encode
 from service.app import create_app
 from service.engine import Engine
+from service.logs import JsonFormatter
 from service.settings import Settings
-from tests.conftest import encode, speak
+from tests.conftest import speak
 from training.metrics import cer
 
 SENTENCE = "turn off the kitchen lights"
@@ -157,6 +162,10 @@ def test_ready_is_503_and_recognition_refused_until_the_model_is_loaded(monkeypa
 
 
 def test_a_failure_inside_recognition_is_a_json_500_naming_it_and_the_service_goes_on(monkeypatch):
+    lines = io.StringIO()
+    handler = logging.StreamHandler(lines)
+    handler.setFormatter(JsonFormatter())
+    monkeypatch.setattr(logging.getLogger("service"), "handlers", [handler])
     with TestClient(create_app(Settings(device="cpu")), raise_server_exceptions=False) as client:
         _wait_ready(client)
         transcriber = client.app.state.engine.transcriber
@@ -166,9 +175,16 @@ def test_a_failure_inside_recognition_is_a_json_500_naming_it_and_the_service_go
             raise RuntimeError("injected failure")
 
         monkeypatch.setattr(transcriber, "transcribe", broken)
-        response = client.post("/v1/transcribe", files={"file": ("a.wav", speak("open the door"), "audio/wav")})
+        response = client.post(
+            "/v1/transcribe",
+            files={"file": ("a.wav", speak("open the door"), "audio/wav")},
+            headers={"X-Request-ID": "fault-7"},
+        )
         assert response.status_code == 500
         error = {"code": "internal_error", "message": "RuntimeError: injected failure", "type": "server_error"}
         assert response.json()["error"] == {**error, "param": None}
         monkeypatch.setattr(transcriber, "transcribe", working)
         assert client.post("/v1/transcribe", files={"file": ("a.wav", speak("open the door"))}).status_code == 200
+    [failed] = [json.loads(line) for line in lines.getvalue().splitlines() if "a batch of 1 failed" in line]
+    assert failed["request_id"] == "fault-7" and failed["level"] == "error"
+    assert "RuntimeError: injected failure" in failed["exception"]

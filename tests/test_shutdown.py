@@ -15,8 +15,8 @@ from websockets.sync.client import connect
 
 from asr.audio import decode
 from asr.features import prepare_waveform
-from bench.serving import serve
-from tests.conftest import encode, speak
+from bench.serving import encode, serve
+from tests.conftest import speak
 from training.metrics import cer
 
 SENTENCE = "turn off the kitchen lights"

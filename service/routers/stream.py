@@ -71,7 +71,7 @@ class Session:
         if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 4000 <= rate <= 192000:
             raise ProtocolError(f"sample_rate must be a number from 4000 to 192000, not {rate!r}", INVALID_PAYLOAD)
         encoding = config.get("encoding", self.encoding)
-        if encoding not in ENCODINGS:
+        if not isinstance(encoding, str) or encoding not in ENCODINGS:
             raise ProtocolError(f"encoding must be one of {', '.join(ENCODINGS)}, not {encoding!r}", INVALID_PAYLOAD)
         self.sample_rate = int(rate)
         self.encoding = encoding
@@ -98,6 +98,8 @@ class Session:
         width, dtype = ENCODINGS[self.encoding]
         usable = len(data) // width * width
         self._leftover = data[usable:]
+        if usable == 0:  # an empty message, or less than one sample
+            return torch.zeros(0)
         samples = torch.frombuffer(bytearray(data[:usable]), dtype=dtype)
         if dtype == torch.int16:
             return samples.float() / 32768
