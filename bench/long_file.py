@@ -20,7 +20,7 @@ import httpx
 import numpy as np
 import torch
 
-from bench.serving import SENTENCES, peak_rss_mb, serve, speech
+from bench.serving import SENTENCES, resident_mb, serve, speech
 
 RATE = 16000
 
@@ -51,7 +51,7 @@ def main() -> None:
     for minutes in args.minutes:
         data = long_flac(minutes)
         with serve(device=args.device, log_level="warning") as (url, process):
-            idle = peak_rss_mb(process.pid)
+            idle = resident_mb(process.pid, "VmHWM")
             started = time.perf_counter()
             response = httpx.post(f"{url}/v1/transcribe", files={"file": ("long.flac", data)}, timeout=3600)
             seconds = time.perf_counter() - started
@@ -67,7 +67,7 @@ def main() -> None:
                         "words": len(body["words"]),
                         "segments": len(body["segments"]),
                         "server_peak_rss_mb_before": round(idle),
-                        "server_peak_rss_mb": round(peak_rss_mb(process.pid)),
+                        "server_peak_rss_mb": round(resident_mb(process.pid, "VmHWM")),
                     }
                 ),
                 flush=True,

@@ -111,8 +111,8 @@ def encode(waveform: torch.Tensor, sample_rate: int, kind: str) -> bytes:
     return buffer.getvalue()
 
 
-def peak_rss_mb(pid: int) -> float:
-    """The process's peak resident memory so far (VmHWM), in MB."""
+def resident_mb(pid: int, field: str = "VmRSS") -> float:
+    """The process's resident memory now (``VmRSS``) or at its peak so far (``VmHWM``), in MB."""
     with open(f"/proc/{pid}/status") as status:
-        line = next(line for line in status if line.startswith("VmHWM"))
+        line = next(line for line in status if line.startswith(field))
     return int(line.split()[1]) / 1024

@@ -34,7 +34,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from bench.long_file import long_flac
-from bench.serving import SENTENCES, encode, serve, speech
+from bench.serving import SENTENCES, encode, resident_mb, serve, speech
 
 FORMATS = ("wav", "flac", "mp3", "opus", "m4a")
 TRY_AGAIN_LATER = 1013
@@ -65,11 +65,6 @@ def shed(response: httpx.Response) -> bool:
 
 def refused(closed: ConnectionClosed) -> bool:
     return closed.rcvd is not None and closed.rcvd.code == TRY_AGAIN_LATER
-
-
-def rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as status:
-        return int(next(line for line in status if line.startswith("VmRSS")).split()[1]) / 1024
 
 
 def metric(text: str, name: str) -> float:
@@ -212,7 +207,7 @@ async def sample(url: str, pid: int, until: float, samples: list[dict]) -> None:
             samples.append(
                 {
                     "t": round(time.monotonic() - started, 1),
-                    "rss_mb": round(rss_mb(pid), 1),
+                    "rss_mb": round(resident_mb(pid), 1),
                     "streams": metric(text, "asr_streams_in_flight"),
                     "queued_s": metric(text, "asr_audio_in_flight_seconds"),
                 }
@@ -254,7 +249,7 @@ async def soak(url: str, pid: int, seconds: float, counts: dict[str, int]) -> di
         "clients": counts,
         **{kind: tally.report() for kind, tally in tallies.items()},
         "rss_mb_start": samples[0]["rss_mb"],
-        "rss_mb_end": round(rss_mb(pid), 1),
+        "rss_mb_end": round(resident_mb(pid), 1),
         "rss_mb_max": max(s["rss_mb"] for s in samples),
         "stuck": stuck,
         "_samples": samples,

@@ -11,17 +11,14 @@ from pathlib import Path
 from bench.soak import run
 
 FRAGMENTED_HEAP = """
-import asyncio, sys, time, torch
+import asyncio, os, sys, time, torch
+from bench.serving import resident_mb
 from service.memory import trim_forever
-
-def rss_mb():
-    with open("/proc/self/status") as status:
-        return int(next(line for line in status if line.startswith("VmRSS")).split()[1]) / 1024
 
 chunks = [torch.ones(16384) for _ in range(4000)]  # 4,000 blocks of 64 KiB: from the heap, not mmap
 kept = chunks[::10]  # every tenth stays, so the heap's top cannot simply shrink
 del chunks
-freed = rss_mb()
+freed = resident_mb(os.getpid())
 if sys.argv[1] == "wait":
     time.sleep(0.3)
 else:
@@ -30,7 +27,7 @@ else:
         await asyncio.sleep(0.3)
         task.cancel()
     asyncio.run(trim_briefly())
-print(freed - rss_mb())
+print(freed - resident_mb(os.getpid()))
 """
 
 
