@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -109,6 +110,11 @@ def encode(waveform: torch.Tensor, sample_rate: int, kind: str) -> bytes:
         for packet in [*stream.encode(frame), *stream.encode(None)]:
             out.mux(packet)
     return buffer.getvalue()
+
+
+def gauge(metrics_text: str, name: str) -> float:
+    """The value of an unlabelled series in the service's Prometheus ``/metrics`` text."""
+    return float(re.search(rf"^{name} (\S+)$", metrics_text, re.MULTILINE)[1])
 
 
 def resident_mb(pid: int, field: str = "VmRSS") -> float:

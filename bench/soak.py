@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import json
 import random
-import re
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -34,7 +33,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from bench.long_file import long_flac
-from bench.serving import SENTENCES, encode, resident_mb, serve, speech
+from bench.serving import SENTENCES, encode, gauge, resident_mb, serve, speech
 
 FORMATS = ("wav", "flac", "mp3", "opus", "m4a")
 TRY_AGAIN_LATER = 1013
@@ -65,10 +64,6 @@ def shed(response: httpx.Response) -> bool:
 
 def refused(closed: ConnectionClosed) -> bool:
     return closed.rcvd is not None and closed.rcvd.code == TRY_AGAIN_LATER
-
-
-def metric(text: str, name: str) -> float:
-    return float(re.search(rf"^{name} (\S+)", text, re.MULTILINE)[1])
 
 
 def clips() -> list[tuple[str, bytes]]:
@@ -199,19 +194,18 @@ async def quitters(url: str, ws_url: str, until: float, tally: Tally, long_audio
         await asyncio.sleep(0.2)
 
 
+async def open_work(client: httpx.AsyncClient, url: str) -> dict[str, float]:
+    """Streams open and audio queued on the server now."""
+    text = (await client.get(f"{url}/metrics")).text
+    return {"streams": gauge(text, "asr_streams_in_flight"), "queued_s": gauge(text, "asr_audio_in_flight_seconds")}
+
+
 async def sample(url: str, pid: int, until: float, samples: list[dict]) -> None:
     started = time.monotonic()
     async with httpx.AsyncClient() as client:
         while time.monotonic() < until:
-            text = (await client.get(f"{url}/metrics")).text
-            samples.append(
-                {
-                    "t": round(time.monotonic() - started, 1),
-                    "rss_mb": round(resident_mb(pid), 1),
-                    "streams": metric(text, "asr_streams_in_flight"),
-                    "queued_s": metric(text, "asr_audio_in_flight_seconds"),
-                }
-            )
+            work = await open_work(client, url)
+            samples.append({"t": round(time.monotonic() - started, 1), "rss_mb": round(resident_mb(pid), 1), **work})
             await asyncio.sleep(1)
 
 
@@ -220,11 +214,7 @@ async def settle(url: str, seconds: float = 15) -> dict:
     deadline = time.monotonic() + seconds
     async with httpx.AsyncClient() as client:
         while True:
-            text = (await client.get(f"{url}/metrics")).text
-            left = {
-                "streams": metric(text, "asr_streams_in_flight"),
-                "queued_s": metric(text, "asr_audio_in_flight_seconds"),
-            }
+            left = await open_work(client, url)
             if not any(left.values()) or time.monotonic() > deadline:
                 return left
             await asyncio.sleep(0.2)

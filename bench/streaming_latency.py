@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import re
 import statistics
 import time
 from pathlib import Path
@@ -29,7 +28,7 @@ import httpx
 import torch
 from websockets.asyncio.client import connect
 
-from bench.serving import SENTENCES, serve, speech
+from bench.serving import SENTENCES, gauge, serve, speech
 
 RATE = 16000
 CHUNK_SECONDS = 0.4
@@ -79,7 +78,7 @@ async def in_flight(url: str, samples: list[float]) -> None:
     async with httpx.AsyncClient() as client:
         while True:
             text = (await client.get(f"{url}/metrics")).text
-            samples.append(float(re.search(r"^asr_audio_in_flight_seconds (\S+)", text, re.MULTILINE)[1]))
+            samples.append(gauge(text, "asr_audio_in_flight_seconds"))
             await asyncio.sleep(0.2)
 
 

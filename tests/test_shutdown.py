@@ -15,7 +15,7 @@ from websockets.sync.client import connect
 
 from asr.audio import decode
 from asr.features import prepare_waveform
-from bench.serving import encode, serve
+from bench.serving import encode, gauge, serve
 from tests.conftest import speak
 from training.metrics import cer
 
@@ -23,8 +23,7 @@ SENTENCE = "turn off the kitchen lights"
 
 
 def metric(url: str, name: str) -> float:
-    line = next(line for line in httpx.get(f"{url}/metrics").text.splitlines() if line.startswith(f"{name} "))
-    return float(line.split()[-1])
+    return gauge(httpx.get(f"{url}/metrics").text, name)
 
 
 def long_wav(seconds: float) -> tuple[bytes, str]:
