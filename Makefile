@@ -31,7 +31,7 @@ $(VENV)/.installed-run: pyproject.toml requirements.lock
 
 $(VENV)/.installed-test: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet -c requirements.lock -e ".[train,test]"
+	$(BIN)/pip install --quiet -c requirements.lock -e ".[train,test,bench]"
 	touch $@ $(VENV)/.installed-run
 
 # Re-pin every package after a change to pyproject.toml's dependencies.

@@ -87,9 +87,10 @@ class BidirectionalGRU(nn.Module):
         self.gru = nn.GRU(input_dim, hidden, batch_first=True, bidirectional=True)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: PackedSequence) -> PackedSequence:
+    def forward(self, x: PackedSequence, state: torch.Tensor | None = None) -> PackedSequence:
+        """``state``: optional ``(2, batch, hidden)`` initial states of the forward and backward directions."""
         x = x._replace(data=self.act(self.norm(x.data)))
-        y, _ = self.gru(x)
+        y, _ = self.gru(x, state)
         return y._replace(data=self.dropout(y.data))
 
 
@@ -132,6 +133,11 @@ class AcousticModel(nn.Module):
         """Frames out for ``lengths`` frames in: the first convolution's stride divides time."""
         return (lengths - 1) // self.config.stride + 1
 
+    def front_end_context(self) -> int:
+        """Output frames either side that one front-end output frame reads: two per residual block
+        (two 3x3 convolutions), one for the strided convolution and one for the STFT window."""
+        return 2 * self.config.n_res_blocks + 2
+
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
@@ -140,6 +146,22 @@ class AcousticModel(nn.Module):
 
         Returns ``log_probs`` shaped ``(batch, frames_out, n_classes)`` and ``out_lengths``;
         each utterance's output is the same alone as padded in a batch.
+        """
+        x, out_lengths = self.front_end(features, lengths)
+        packed = pack_padded_sequence(x, out_lengths.cpu(), batch_first=True, enforce_sorted=False)
+        for rnn in self.rnns:
+            packed = rnn(packed)
+        packed = packed._replace(data=self.log_probs(packed.data))
+        log_probs, _ = pad_packed_sequence(packed, batch_first=True, total_length=x.shape[1])
+        return log_probs, out_lengths
+
+    def front_end(
+        self, features: torch.Tensor, lengths: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Features to the GRUs' ``(batch, frames_out, rnn_dim)`` input, and its lengths.
+
+        Every output frame depends only on the :meth:`front_end_context` frames either side of it,
+        which is what lets streaming compute it once.
         """
         batch, n_mels, frames = features.shape
         if n_mels != self.config.n_mels:
@@ -154,12 +176,8 @@ class AcousticModel(nn.Module):
         x = _time_mask(x, out_lengths)
         for block in self.res_blocks:
             x = block(x, out_lengths)
-        x = x.flatten(1, 2).transpose(1, 2)
-        x = self.project(x)
+        return self.project(x.flatten(1, 2).transpose(1, 2)), out_lengths
 
-        packed = pack_padded_sequence(x, out_lengths.cpu(), batch_first=True, enforce_sorted=False)
-        for rnn in self.rnns:
-            packed = rnn(packed)
-        packed = packed._replace(data=torch.log_softmax(self.classifier(packed.data).float(), dim=-1))
-        log_probs, _ = pad_packed_sequence(packed, batch_first=True, total_length=x.shape[1])
-        return log_probs, out_lengths
+    def log_probs(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The classifier over the last GRU's outputs, as float32 log-probabilities."""
+        return torch.log_softmax(self.classifier(hidden).float(), dim=-1)

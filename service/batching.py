@@ -1,11 +1,13 @@
 """Dynamic batching: every recognition request of the process shares one inference worker.
 
-Callers on the event loop ``await batcher.transcribe(waveform)``; a worker thread (one per
+Callers on the event loop ``await batcher.transcribe(waveform)`` (or ``submit`` another kind of
+work, such as a stream's incremental read, with its cost in samples); a worker thread (one per
 device, so the event loop never runs the model) gathers pending clips until the batch is full,
 its padded audio reaches the limit, or the oldest clip has waited ``max_wait_ms``. It then groups
 the oldest clip with those closest to it in length, so little compute goes to padding, runs them
-as one batch and routes each transcript back to its caller. The model's padding invariance makes
-a clip's transcript the same whichever batch it lands in.
+as one batch and routes each transcript back to its caller. In fp32 the model's padding invariance
+makes a clip's transcript the same whichever batch it lands in; int8 (the CPU default) scales its
+activations per batch, so there a clip's text can differ by a letter with its batch-mates.
 """
 
 from __future__ import annotations
@@ -40,16 +42,14 @@ class BatchLimits:
 
 @dataclass(eq=False)
 class _Job:
-    waveform: torch.Tensor
+    item: object
+    samples: int
+    """What the item costs to run, in samples of audio: batches are cut by it."""
     future: asyncio.Future
     loop: asyncio.AbstractEventLoop
     arrived: float = field(default_factory=time.monotonic)
     request_id: str | None = field(default_factory=request_id.get)
     """The caller's, so the worker's log lines name the requests of the batch they are about."""
-
-    @property
-    def samples(self) -> int:
-        return self.waveform.shape[-1]
 
 
 @dataclass
@@ -63,12 +63,12 @@ class BatchStats:
 class Batcher:
     def __init__(
         self,
-        run: Callable[[list[torch.Tensor]], list[Transcript]],
+        run: Callable[[list], list],
         sample_rate: int,
         limits: BatchLimits = BatchLimits(),
         on_batch: Callable[[BatchStats], None] = lambda stats: None,
     ):
-        """``run`` recognises a list of mono waveforms at ``sample_rate`` in one forward pass."""
+        """``run`` turns a list of submitted items into their results, in one forward pass."""
         self.run, self.sample_rate, self.limits, self.on_batch = run, sample_rate, limits, on_batch
         self._pending: list[_Job] = []
         self._running: list[_Job] = []
@@ -90,8 +90,12 @@ class Batcher:
         """Recognise one mono clip at the batcher's sample rate, batched with whatever else is pending."""
         if waveform.ndim != 1 or waveform.numel() == 0:
             raise ValueError(f"expected a non-empty mono waveform, got shape {tuple(waveform.shape)}")
+        return await self.submit(waveform, waveform.shape[-1])
+
+    async def submit(self, item: object, samples: int) -> object:
+        """``item``'s result, run with whatever else is pending; ``samples`` is its cost in audio samples."""
         loop = asyncio.get_running_loop()
-        job = _Job(waveform, loop.create_future(), loop)
+        job = _Job(item, samples, loop.create_future(), loop)
         with self._wake:
             if self._closed:
                 raise Stopped("the service is shutting down")
@@ -121,10 +125,10 @@ class Batcher:
                     _deliver(job, result, None)
             self.on_batch(BatchStats(size=len(batch), run_seconds=time.perf_counter() - started))
 
-    def _run_splitting(self, batch: list[_Job]) -> list[Transcript | Exception]:
-        """Each clip's transcript or error. Out of device memory, the halves run instead, down to single clips."""
+    def _run_splitting(self, batch: list[_Job]) -> list[object | Exception]:
+        """Each item's result or error. Out of device memory, the halves run instead, down to single items."""
         try:
-            return self.run([job.waveform for job in batch])
+            return self.run([job.item for job in batch])
         except torch.OutOfMemoryError as error:
             if len(batch) == 1:
                 log.error("out of memory on a single clip of %.1f s", batch[0].samples / self.sample_rate)
@@ -178,7 +182,7 @@ def pick_batch(lengths: list[int], limits: BatchLimits, sample_rate: int) -> lis
     return sorted(chosen, key=lambda i: lengths[i])
 
 
-def _deliver(job: _Job, result: Transcript | None, error: BaseException | None) -> None:
+def _deliver(job: _Job, result: object, error: BaseException | None) -> None:
     """Hand a result to the caller's event loop; a loop that has already closed has no one waiting."""
     try:
         job.loop.call_soon_threadsafe(_settle, job.future, result, error)
@@ -186,7 +190,7 @@ def _deliver(job: _Job, result: Transcript | None, error: BaseException | None) 
         log.warning("dropped a result: its event loop is closed")
 
 
-def _settle(future: asyncio.Future, result: Transcript | None, error: BaseException | None) -> None:
+def _settle(future: asyncio.Future, result: object, error: BaseException | None) -> None:
     if future.done():  # the caller gave up (a closed connection cancels its request)
         return
     if error is None:

@@ -9,6 +9,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from asr.checkpoint import DEFAULT_CHECKPOINT
+from asr.precision import Precision
 from service.batching import BatchLimits
 from service.streaming import StreamConfig
 
@@ -20,6 +21,9 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=0, le=65535, description="TCP port.")
     checkpoint: Path = Field(DEFAULT_CHECKPOINT, description="Model checkpoint to serve (.safetensors).")
     device: str = Field("auto", description="auto (CUDA when present, else CPU), cpu, cuda or cuda:N.")
+    precision: Precision = Field(
+        "auto", description="auto (int8 on CPU, bf16 or fp16 on CUDA), fp32, bf16, fp16 or int8 (CPU only)."
+    )
     max_upload_bytes: int = Field(1024**3, gt=0, description="Largest accepted upload (1 GiB), refused as it streams.")
     max_duration_seconds: float = Field(3 * 3600.0, gt=0, description="Longest accepted file, in seconds of audio.")
     request_timeout_seconds: float = Field(600.0, gt=0, description="Deadline for one file's transcription.")
@@ -45,6 +49,9 @@ class Settings(BaseSettings):
     stream_endpoint_silence_ms: float = Field(500.0, gt=0, description="A pause this long ends an utterance.")
     stream_max_utterance_seconds: float = Field(15.0, gt=0, description="Unbroken speech is cut this often.")
     stream_partial_interval_ms: float = Field(400.0, gt=0, description="New audio between two partial results.")
+    stream_window_seconds: float = Field(
+        4.0, ge=0, description="Partial reads recompute only this much of an open utterance; 0 re-reads all of it."
+    )
     stream_idle_seconds: float = Field(30.0, gt=0, description="A stream silent this long is closed (1008).")
     stream_max_message_bytes: int = Field(
         1024 * 1024, gt=0, description="Largest WebSocket message; bigger ones close the stream (1009)."

@@ -2,9 +2,10 @@
 
 The model reads each utterance in both directions, so it cannot extend a hypothesis frame by
 frame. A stream is therefore cut at pauses by an energy voice-activity detector (with a
-maximum utterance length for speech that never pauses): the open utterance is re-read at a fixed
-cadence for partial text, and read once more when it closes for the final result. This module
-only does the bookkeeping; the WebSocket route runs the reads through the batcher.
+maximum utterance length for speech that never pauses): the open utterance is read at a fixed
+cadence for partial text (incrementally, see asr/incremental.py), and read in full once more when
+it closes for the final result. This module only does the bookkeeping; the WebSocket route runs
+the reads through the batcher.
 """
 
 from __future__ import annotations

@@ -50,9 +50,13 @@ def speech() -> tuple[torch.Tensor, int]:
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory) -> Iterator[tuple[str, Path]]:
-    """``python -m service`` on a loopback port, serving the bundled model; yields its URL and log file."""
+    """``python -m service`` on a loopback port, serving the bundled model; yields its URL and log file.
+
+    In fp32, so that tests may compare its transcripts with one-clip reads: int8's activation
+    scales follow the batch, so under int8 a clip's text can depend on its batch-mates.
+    """
     log = tmp_path_factory.mktemp("server") / "server.log"
-    with serve(log, device="cpu") as (url, process):
+    with serve(log, device="cpu", precision="fp32") as (url, process):
         yield url, log
         process.terminate()
         # uvicorn shuts down gracefully on SIGTERM, then re-raises it, so the exit status is the signal's.

@@ -27,7 +27,7 @@ SENTENCES = [
 
 @pytest.fixture(scope="module")
 def transcriber() -> Transcriber:
-    return Transcriber.from_checkpoint(DEFAULT_CHECKPOINT, "cpu")
+    return Transcriber.from_checkpoint(DEFAULT_CHECKPOINT, "cpu", "fp32")
 
 
 @pytest.fixture(scope="module")

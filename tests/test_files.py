@@ -76,7 +76,7 @@ def test_a_word_belongs_to_the_window_it_lies_in_the_middle_of():
 
 @pytest.fixture(scope="module")
 def transcriber() -> Transcriber:
-    return Transcriber.from_checkpoint(DEFAULT_CHECKPOINT, "cpu")
+    return Transcriber.from_checkpoint(DEFAULT_CHECKPOINT, "cpu", "fp32")
 
 
 def _transcribe(transcriber: Transcriber, data: bytes, seconds: float, overlap: float):

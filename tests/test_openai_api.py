@@ -29,7 +29,7 @@ def speech() -> bytes:
 
 @pytest.fixture(scope="module")
 def expected(speech):
-    [transcript] = Transcriber.from_checkpoint(DEFAULT_CHECKPOINT, "cpu").transcribe([decode(speech)])
+    [transcript] = Transcriber.from_checkpoint(DEFAULT_CHECKPOINT, "cpu", "fp32").transcribe([decode(speech)])
     return transcript
 
 

@@ -30,7 +30,7 @@ SENTENCE = "turn off the kitchen lights"
 
 @pytest.fixture(scope="module")
 def transcriber() -> Transcriber:
-    return Transcriber.from_checkpoint(DEFAULT_CHECKPOINT, "cpu")
+    return Transcriber.from_checkpoint(DEFAULT_CHECKPOINT, "cpu", "fp32")
 
 
 def test_health_ready_and_docs(server):

@@ -23,8 +23,9 @@ from starlette.websockets import WebSocketDisconnect
 
 from asr.decoding import Word
 from asr.features import prepare_waveform
+from asr.incremental import Settled
 from service.batching import Stopped
-from service.engine import Engine
+from service.engine import Engine, StreamRead
 from service.metrics import Metrics
 from service.settings import Settings
 from service.shutdown import Drain
@@ -61,6 +62,8 @@ class Session:
         self.stream: Stream | None = None
         self.partial = ""
         self._leftover = b""
+        self._settled: tuple[float, Settled] | None = None
+        """The open utterance's start and what its partial reads have settled."""
 
     def configure(self, config: object) -> None:
         if self.stream is not None:
@@ -88,7 +91,7 @@ class Session:
             return await self._result(closed)
         if self.stream.partial_due() and self.engine.batcher.queue_depth < self.settings.max_queue:
             self.stream.mark_read()
-            words = await self._read(self.stream.open_utterance())
+            words = await self._read(self.stream.open_utterance(), partial=True)
             self.partial = " ".join(w.word for w in words)
         return {"partial": self.partial if self.stream.is_open else ""}
 
@@ -114,7 +117,7 @@ class Session:
         return await self._result([utterance] if utterance is not None else [])
 
     async def _result(self, utterances: list[Utterance]) -> dict:
-        words = [w for words in await asyncio.gather(*map(self._read, utterances)) for w in words]
+        words = [w for words in await asyncio.gather(*(self._read(u) for u in utterances)) for w in words]
         text = " ".join(w.word for w in words)
         if not self.words or not words:
             return {"text": text}
@@ -124,10 +127,23 @@ class Session:
         ]
         return {"result": result, "text": text}
 
-    async def _read(self, utterance: Utterance) -> list[Word]:
-        """The utterance's words, timed from the start of the stream."""
+    async def _read(self, utterance: Utterance, partial: bool = False) -> list[Word]:
+        """The utterance's words, timed from the start of the stream.
+
+        A partial read carries on from what the previous one settled, so it costs the same late
+        in a long utterance as early on (``ASR_STREAM_WINDOW_SECONDS``). The final read is a full
+        one: it happens once per utterance and its text is the one that stays.
+        """
         features = self.engine.transcriber.info.feature_config
-        transcript = await self.engine.batcher.transcribe(prepare_waveform(utterance.audio, self.sample_rate, features))
+        audio = prepare_waveform(utterance.audio, self.sample_rate, features)
+        if partial:
+            start, settled = self._settled or (None, Settled())
+            read = StreamRead(audio, settled if start == utterance.start else Settled())
+            transcript, settled = await self.engine.read_partial(read)
+            self._settled = (utterance.start, settled)
+        else:
+            transcript = await self.engine.batcher.transcribe(audio)
+            self._settled = None
         return [
             Word(w.word, w.start + utterance.start, w.end + utterance.start, w.confidence) for w in transcript.words
         ]

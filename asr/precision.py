@@ -1,0 +1,49 @@
+"""The numeric paths inference can take, and the fastest one for each device.
+
+Measured on the test set with the bundled model (bench/cpu_paths.py, docs/performance.md): on
+CPU, int8 dynamic quantisation of the GRUs and linear layers is about twice as fast as fp32 at
+every batch size and costs 0.1 points of CER, so it is the CPU default; bf16 autocast helps only
+large batches and only on CPUs with native bf16. On CUDA, autocast to bf16 (fp16 where the GPU
+lacks bf16) runs the cuDNN GRUs and the GEMMs on tensor cores.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from typing import Literal
+
+import torch
+from torch import nn
+
+Precision = Literal["auto", "fp32", "bf16", "fp16", "int8"]
+PRECISIONS: tuple[str, ...] = Precision.__args__
+
+
+def resolve(precision: str, device: torch.device) -> str:
+    """``auto`` made concrete for ``device``; a combination the device cannot run is refused."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    if precision == "auto":
+        if device.type == "cuda":
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return "int8"
+    if precision == "int8" and device.type != "cpu":
+        raise ValueError("int8 dynamic quantisation runs on the CPU only; use bf16 or fp16 on a GPU")
+    return precision
+
+
+def prepare(model: nn.Module, precision: str) -> nn.Module:
+    """The model to run: int8 quantises its GRU and linear weights, the others keep fp32 weights."""
+    if precision != "int8":
+        return model
+    with warnings.catch_warnings():  # torch.ao's deprecation notice: see docs/performance.md
+        warnings.simplefilter("ignore")
+        return torch.ao.quantization.quantize_dynamic(model, {nn.GRU, nn.Linear}, dtype=torch.qint8)
+
+
+def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
+    """The context a forward pass runs in: autocast for bf16 and fp16, nothing otherwise."""
+    if precision in ("bf16", "fp16"):
+        return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
+    return contextlib.nullcontext()

@@ -1,0 +1,42 @@
+"""Numeric paths: which one each device gets, and what int8 does to the bundled model's output."""
+
+from __future__ import annotations
+
+import pydantic
+import pytest
+import torch
+from torch.ao.nn.quantized import dynamic
+
+from asr.precision import resolve
+from asr.transcriber import Transcriber
+from bench.serving import SENTENCES, speech
+from service.settings import Settings
+from training.metrics import cer
+
+
+def test_auto_is_int8_on_the_cpu_and_int8_is_refused_on_a_gpu():
+    assert resolve("auto", torch.device("cpu")) == "int8"
+    assert resolve("fp32", torch.device("cpu")) == "fp32"
+    with pytest.raises(ValueError, match="CPU only"):
+        resolve("int8", torch.device("cuda"))
+    with pytest.raises(ValueError, match="auto, fp32, bf16, fp16, int8"):
+        resolve("fp64", torch.device("cpu"))
+
+
+def test_an_unknown_precision_setting_is_refused_before_start_up(monkeypatch):
+    monkeypatch.setenv("ASR_PRECISION", "int4")
+    with pytest.raises(pydantic.ValidationError, match="precision"):
+        Settings()
+
+
+def test_int8_quantises_the_grus_and_linears_and_keeps_the_text():
+    fp32 = Transcriber.from_checkpoint("asr/models/default.safetensors", "cpu", "fp32")
+    int8 = Transcriber.from_checkpoint("asr/models/default.safetensors", "cpu", "int8")
+    kinds = {type(m) for m in int8.model.modules()}
+    assert {dynamic.GRU, dynamic.Linear} <= kinds and torch.nn.GRU not in kinds and torch.nn.Linear not in kinds
+    assert int8.num_parameters == fp32.num_parameters == fp32.model.num_parameters()
+    clips = [(speech(text), 16000) for text in SENTENCES]
+    exact = [t.text for t in fp32.transcribe(clips)]
+    quantised = [t.text for t in int8.transcribe(clips)]
+    assert cer(exact, quantised) <= 0.03
+    assert cer(SENTENCES, quantised) <= cer(SENTENCES, exact) + 0.03
