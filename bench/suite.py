@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import json
 import operator
 import os
@@ -61,11 +62,9 @@ def clips(count: int) -> list[tuple[float, torch.Tensor]]:
 
 
 def wav(audio: torch.Tensor) -> bytes:
-    path = Path(f"/tmp/bench-{os.getpid()}.wav")
-    soundfile.write(path, audio.numpy(), RATE, subtype="PCM_16")
-    data = path.read_bytes()
-    path.unlink()
-    return data
+    buffer = io.BytesIO()
+    soundfile.write(buffer, audio.numpy(), RATE, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
 
 
 def gemm_peak(size: int = 2048, repeats: int = 10) -> float:

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch.ao.nn.quantized import dynamic
 
-from asr.precision import resolve
+from asr.precision import _InBf16, native_bf16, resolve
 from asr.transcriber import Transcriber
 from bench.serving import SENTENCES, speech
 from service.settings import Settings
@@ -35,6 +35,9 @@ def test_int8_quantises_the_grus_and_linears_and_keeps_the_text():
     kinds = {type(m) for m in int8.model.modules()}
     assert {dynamic.GRU, dynamic.Linear} <= kinds and torch.nn.GRU not in kinds and torch.nn.Linear not in kinds
     assert int8.num_parameters == fp32.num_parameters == fp32.model.num_parameters()
+    # Where the CPU has native bf16 (this project's machines do), the convolutions run in it.
+    assert isinstance(int8.model.conv, _InBf16) == native_bf16()
+    assert all(isinstance(block, _InBf16) == native_bf16() for block in int8.model.res_blocks)
     clips = [(speech(text), 16000) for text in SENTENCES]
     exact = [t.text for t in fp32.transcribe(clips)]
     quantised = [t.text for t in int8.transcribe(clips)]
