@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from asr.features import FeatureConfig, log_mel, pad_batch
+from asr.features import FeatureConfig, log_mel, num_frames, pad_batch
 from asr.model import AcousticModel
 
 
@@ -60,7 +60,7 @@ def advance(
     read from the start.
     """
     context, step = model.front_end_context(), model.config.stride * features.hop_length
-    totals = [int(model.output_lengths(torch.tensor(a.numel() // features.hop_length + 1))) for a in audio]
+    totals = [int(model.output_lengths(torch.tensor(num_frames(a.numel(), features)))) for a in audio]
     settled = [s if s.front_frames + context <= total else Settled() for s, total in zip(settled, totals, strict=True)]
     starts = [max(0, s.front_frames - context) for s in settled]
     device = model.feature_mean.device
