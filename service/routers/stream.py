@@ -117,7 +117,7 @@ class Session:
         return await self._result([utterance] if utterance is not None else [])
 
     async def _result(self, utterances: list[Utterance]) -> dict:
-        words = [w for words in await asyncio.gather(*(self._read(u) for u in utterances)) for w in words]
+        words = [w for words in await asyncio.gather(*map(self._read, utterances)) for w in words]
         text = " ".join(w.word for w in words)
         if not self.words or not words:
             return {"text": text}
