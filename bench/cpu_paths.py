@@ -21,14 +21,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from asr import audio
 from asr.checkpoint import DEFAULT_CHECKPOINT
 from asr.decoding import greedy_decode_batch
-from asr.features import features, pad_batch, prepare_waveform
+from asr.features import features, pad_batch
 from asr.model import AcousticModel
 from asr.precision import autocast
 from asr.transcriber import Transcriber
-from training.data import read_transcripts
+from bench.serving import corpus_split
 from training.metrics import cer
 
 Forward = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
@@ -145,9 +144,7 @@ def main() -> None:
     parser.add_argument("folder", type=Path, help="a split folder of a corpus, e.g. data/v1/test")
     parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
     args = parser.parse_args()
-    items = read_transcripts(args.folder)
-    clips = [prepare_waveform(*audio.decode(path)) for _, path, _ in items]
-    references = [text for _, _, text in items]
+    clips, references = corpus_split(args.folder)
     frame_seconds = Transcriber.from_checkpoint(args.checkpoint, "cpu", "fp32").frame_seconds
     for name, forward in paths(args.checkpoint).items():
         print(json.dumps({"path": name, **measure(forward, clips, references, frame_seconds)}), flush=True)

@@ -19,13 +19,11 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from asr import audio
 from asr.checkpoint import DEFAULT_CHECKPOINT
 from asr.decoding import greedy_decode
-from asr.features import prepare_waveform
 from asr.incremental import Settled, advance
 from asr.transcriber import Transcriber
-from training.data import read_transcripts
+from bench.serving import corpus_split
 from training.metrics import cer
 
 
@@ -63,9 +61,7 @@ def main() -> None:
     transcriber = Transcriber.from_checkpoint(DEFAULT_CHECKPOINT, "cpu", "fp32")
     rate = transcriber.info.feature_config.sample_rate
     read_samples = round(args.read_ms / 1000 * rate)
-    items = read_transcripts(args.folder)[: args.limit]
-    clips = [prepare_waveform(*audio.decode(path), transcriber.info.feature_config) for _, path, _ in items]
-    texts = [text for _, _, text in items]
+    clips, texts = corpus_split(args.folder, args.limit)
     joined = [torch.cat(clips[i : i + 4]) for i in range(0, len(clips) - 3, 4)]
     joined_texts = [" ".join(texts[i : i + 4]) for i in range(0, len(texts) - 3, 4)]
     print(json.dumps({"utterances": len(clips), "mean_s": round(sum(c.numel() for c in clips) / len(clips) / rate, 2)}))

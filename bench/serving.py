@@ -18,7 +18,9 @@ import httpx
 import numpy as np
 import torch
 
+from asr import audio
 from asr.features import FeatureConfig, prepare_waveform
+from training.data import read_transcripts
 from training.voices import Prosody, Voice, synthesise
 
 SENTENCES = [
@@ -82,6 +84,12 @@ def speech(text: str, voice: str = "en-us", rate: float = 1.0, sample_rate: int 
     """``text`` spoken by espeak-ng, as mono samples at ``sample_rate``."""
     waveform, original = synthesise(Voice("espeak-ng", voice, "male"), text, Prosody(rate=rate))
     return prepare_waveform(waveform, original, FeatureConfig(sample_rate=sample_rate))
+
+
+def corpus_split(folder: Path, limit: int | None = None) -> tuple[list[torch.Tensor], list[str]]:
+    """A corpus split's first ``limit`` recordings as 16 kHz mono waveforms, and their transcripts."""
+    items = read_transcripts(folder)[:limit]
+    return [prepare_waveform(*audio.decode(path)) for _, path, _ in items], [text for _, _, text in items]
 
 
 FORMATS = {
