@@ -27,22 +27,31 @@ class Word:
 class Transcript:
     text: str
     words: list[Word] = field(default_factory=list)
+    confidence: float | None = None
+    """For beam search's alternatives: this hypothesis's share of the final beam's probability."""
 
 
 def greedy_decode(log_probs: torch.Tensor, frame_seconds: float, duration: float | None = None) -> Transcript:
-    """Best-path CTC decoding of one utterance's ``(frames, classes)`` log-probabilities.
-
-    Each run of identical frame labels is one emitted symbol (blanks emit nothing); a
-    letter's time span is its run and its confidence the run's peak posterior. The last
-    frame may reach past the audio's end; with ``duration``, word ends are clipped to it.
-    """
+    """Best-path CTC decoding of one utterance's ``(frames, classes)`` log-probabilities."""
     values, labels = log_probs.detach().float().cpu().max(dim=-1)
-    labels, peaks = labels.numpy(), values.exp().numpy()
+    words = path_words(labels.numpy(), values.exp().numpy(), frame_seconds, duration)
+    return Transcript(" ".join(w.word for w in words), words)
+
+
+def path_words(
+    labels: np.ndarray, posteriors: np.ndarray, frame_seconds: float, duration: float | None = None
+) -> list[Word]:
+    """The words a frame-by-frame CTC label path spells, with ``posteriors`` of each frame's label.
+
+    Each run of identical labels is one emitted symbol (blanks emit nothing); a letter's time
+    span is its run and its confidence the run's peak posterior. The last frame may reach past
+    the audio's end; with ``duration``, word ends are clipped to it.
+    """
     if labels.size == 0:
-        return Transcript("")
+        return []
     starts = np.concatenate(([0], np.flatnonzero(np.diff(labels)) + 1))
     ends = np.concatenate((starts[1:], [labels.size]))
-    run_peaks = np.maximum.reduceat(peaks, starts)
+    run_peaks = np.maximum.reduceat(posteriors, starts)
 
     words: list[Word] = []
     letters: list[str] = []
@@ -67,7 +76,7 @@ def greedy_decode(log_probs: torch.Tensor, frame_seconds: float, duration: float
         last = int(end)
         confidence *= float(peak)
     close_word()
-    return Transcript(" ".join(w.word for w in words), words)
+    return words
 
 
 def greedy_decode_batch(

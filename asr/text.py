@@ -148,7 +148,7 @@ def _cardinal(match: re.Match[str]) -> str:
     if "," not in digits and len(digits) == 4 and 1100 <= int(digits) <= 2099 and int(digits) % 1000 >= 100:
         return f" {_year_to_words(int(digits))} "
     if len(digits) > 1 and digits.startswith("0"):
-        return " " + " ".join(_ONES[int(d)] for d in digits) + " "
+        return " " + " ".join(_ONES[int(d)] for d in digits if d != ",") + " "
     return f" {number_to_words(int(digits.replace(',', '')))} "
 
 

@@ -1,4 +1,4 @@
-"""A loaded model with its features and decoder: waveforms in, transcripts out."""
+"""A loaded model with its features and decoders: waveforms in, transcripts out."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from pathlib import Path
 import torch
 
 from asr import checkpoint
-from asr.decoding import Transcript, greedy_decode, greedy_decode_batch
+from asr.beam import LM_DEFAULTS, BeamDecoder, BeamOptions, LanguageModel
+from asr.decoding import Transcript, greedy_decode
 from asr.features import features, pad_batch
 from asr.incremental import Settled, advance
 from asr.model import AcousticModel
@@ -16,9 +17,15 @@ from asr.precision import autocast, prepare, resolve
 
 class Transcriber:
     def __init__(
-        self, model: AcousticModel, info: checkpoint.CheckpointInfo, name: str = "model", precision: str = "auto"
+        self,
+        model: AcousticModel,
+        info: checkpoint.CheckpointInfo,
+        name: str = "model",
+        precision: str = "auto",
+        lm: LanguageModel | None = None,
     ):
-        """``precision``: one of :data:`asr.precision.PRECISIONS`; ``auto`` picks the fastest for the device."""
+        """``precision``: one of :data:`asr.precision.PRECISIONS`; ``auto`` picks the fastest for the device.
+        With ``lm``, transcripts come from beam search with it unless a call asks for greedy decoding."""
         self.device = next(model.parameters()).device
         self.num_parameters = model.num_parameters()
         """Counted before int8 quantisation, which turns weights into packed buffers."""
@@ -27,12 +34,18 @@ class Transcriber:
         self.info = info
         self.name = name
         self.frame_seconds = model.config.frame_seconds(info.feature_config)
+        self.decoder = BeamDecoder(lm) if lm is not None else None
 
     @classmethod
     def from_checkpoint(
-        cls, path: Path | str, device: torch.device | str = "auto", precision: str = "auto"
+        cls,
+        path: Path | str,
+        device: torch.device | str = "auto",
+        precision: str = "auto",
+        lm: Path | str | None = None,
     ) -> Transcriber:
-        return cls(*checkpoint.load(path, device), name=Path(path).stem, precision=precision)
+        bundle = LanguageModel.load(lm) if lm is not None else None
+        return cls(*checkpoint.load(path, device), name=Path(path).stem, precision=precision, lm=bundle)
 
     def _to_device(self, waveform: torch.Tensor) -> torch.Tensor:
         """On a GPU, copy from pinned memory without blocking, so the copy overlaps other work."""
@@ -41,24 +54,36 @@ class Transcriber:
         return waveform
 
     @torch.inference_mode()
-    def transcribe(self, audio: list[tuple[torch.Tensor, int]]) -> list[Transcript]:
-        """Decode several ``(waveform, sample_rate)`` clips in one padded batch."""
+    def log_probs(self, audio: list[tuple[torch.Tensor, int]]) -> list[torch.Tensor]:
+        """Each ``(waveform, sample_rate)`` clip's ``(frames, classes)`` log-probabilities, from one padded batch."""
         feats = [features(self._to_device(waveform), rate, self.info.feature_config) for waveform, rate in audio]
         with autocast(self.precision, self.device):
             log_probs, out_lengths = self.model(*pad_batch(feats))
+        return [lp[:n].float().cpu() for lp, n in zip(log_probs, out_lengths.tolist(), strict=True)]
+
+    def decode(
+        self, log_probs: torch.Tensor, duration: float, options: BeamOptions | None = LM_DEFAULTS
+    ) -> list[Transcript]:
+        """The best transcript and up to ``options.alternatives - 1`` others; greedy with ``options=None``
+        or without an LM (one transcript then)."""
+        if options is None or self.decoder is None:
+            return [greedy_decode(log_probs, self.frame_seconds, duration)]
+        return self.decoder.decode(log_probs, self.frame_seconds, duration, options)
+
+    def transcribe(
+        self, audio: list[tuple[torch.Tensor, int]], options: BeamOptions | None = LM_DEFAULTS
+    ) -> list[Transcript]:
+        """Decode several ``(waveform, sample_rate)`` clips in one padded batch: the best transcript of each."""
         durations = [waveform.shape[-1] / rate for waveform, rate in audio]
-        return greedy_decode_batch(log_probs, out_lengths, self.frame_seconds, durations)
+        return [self.decode(lp, d, options)[0] for lp, d in zip(self.log_probs(audio), durations, strict=True)]
 
     @torch.inference_mode()
     def advance(
         self, audio: list[torch.Tensor], settled: list[Settled], window: int | None
-    ) -> tuple[list[Transcript], list[Settled]]:
-        """Read growing utterances (mono, at the model's rate) at a bounded cost: see :mod:`asr.incremental`."""
+    ) -> tuple[list[torch.Tensor], list[Settled]]:
+        """Read growing utterances (mono, at the model's rate) at a bounded cost: see :mod:`asr.incremental`.
+        Returns their log-probabilities, to :meth:`decode`."""
         audio = [self._to_device(a) for a in audio]
         with autocast(self.precision, self.device):
             log_probs, settled = advance(self.model, self.info.feature_config, audio, settled, window)
-        rate = self.info.feature_config.sample_rate
-        transcripts = [
-            greedy_decode(lp, self.frame_seconds, a.numel() / rate) for lp, a in zip(log_probs, audio, strict=True)
-        ]
-        return transcripts, settled
+        return [lp.float().cpu() for lp in log_probs], settled

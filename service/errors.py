@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -36,6 +37,11 @@ def error_response(
     return JSONResponse({"error": body}, status_code=status, headers=headers)
 
 
+def describe(errors: Sequence[dict]) -> str:
+    """Pydantic's validation errors as one line: ``field: problem; ...``."""
+    return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(_: Request, error: ApiError) -> JSONResponse:
@@ -43,8 +49,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
-        return error_response(422, "invalid_request", problems)
+        problems = describe(error.errors())
+        fields = {str(e["loc"][-1]) for e in error.errors() if e["loc"]}
+        return error_response(422, "invalid_request", problems, fields.pop() if len(fields) == 1 else None)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:

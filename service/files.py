@@ -13,7 +13,7 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, replace
 
 import torch
@@ -21,7 +21,6 @@ import torch
 from asr.audio import AudioDecodeError, Source, stream
 from asr.decoding import Transcript, Word
 from asr.features import FeatureConfig, prepare_waveform
-from service.batching import Batcher
 
 log = logging.getLogger("service")
 
@@ -83,7 +82,7 @@ class FileTranscript:
 
 async def transcribe_file(
     source: Source,
-    batcher: Batcher,
+    recognise: Callable[[torch.Tensor], Awaitable[Transcript]],
     features: FeatureConfig,
     window_seconds: float,
     overlap_seconds: float,
@@ -91,7 +90,8 @@ async def transcribe_file(
     name: str = "upload",
     max_seconds: float = math.inf,
 ) -> FileTranscript:
-    """Decode ``source`` in a thread, window by window, with at most ``in_flight`` windows queued at once.
+    """Decode ``source`` in a thread, window by window, with at most ``in_flight`` windows queued at once;
+    ``recognise`` turns a window's mono waveform into its transcript.
 
     A file longer than ``max_seconds`` raises :class:`AudioTooLong` as soon as decoding gets there.
     """
@@ -113,7 +113,7 @@ async def transcribe_file(
             duration = window.start + window.waveform.shape[-1] / window.sample_rate
             if duration > max_seconds:
                 raise AudioTooLong(f"longer than the limit of {max_seconds:g} s (ASR_MAX_DURATION_SECONDS)")
-            pending.append((window, asyncio.ensure_future(batcher.transcribe(mono))))
+            pending.append((window, asyncio.ensure_future(recognise(mono))))
             if len(pending) == in_flight:
                 done, task = pending.pop(0)
                 words += kept_words(done, await task)

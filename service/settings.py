@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from asr.beam import DEFAULT_LM, MAX_BEAM_SIZE, BeamOptions
 from asr.checkpoint import DEFAULT_CHECKPOINT
 from asr.precision import Precision
 from service.batching import BatchLimits
@@ -20,6 +21,14 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Interface to listen on; 0.0.0.0 to accept remote clients.")
     port: int = Field(8000, ge=0, le=65535, description="TCP port.")
     checkpoint: Path = Field(DEFAULT_CHECKPOINT, description="Model checkpoint to serve (.safetensors).")
+    lm: Path | None = Field(
+        DEFAULT_LM, description="Language model bundle (.json) for beam search; empty for greedy decoding only."
+    )
+    beam_size: int | None = Field(None, gt=0, le=MAX_BEAM_SIZE, description="Beam width; unset: the LM's tuned one.")
+    lm_weight: float | None = Field(None, ge=0, description="LM weight (alpha); unset: the LM's tuned value.")
+    word_score: float | None = Field(None, description="Score per word (beta); unset: the LM's tuned value.")
+    hotword_boost: float | None = Field(None, description="Default boost of request hotwords; unset: the LM's.")
+    decode_threads: int = Field(1, gt=0, description="Threads running beam searches beside the model's worker.")
     device: str = Field("auto", description="auto (CUDA when present, else CPU), cpu, cuda or cuda:N.")
     precision: Precision = Field(
         "auto", description="auto (int8 on CPU, bf16 or fp16 on CUDA), fp32, bf16, fp16 or int8 (CPU only)."
@@ -49,6 +58,9 @@ class Settings(BaseSettings):
     stream_endpoint_silence_ms: float = Field(500.0, gt=0, description="A pause this long ends an utterance.")
     stream_max_utterance_seconds: float = Field(15.0, gt=0, description="Unbroken speech is cut this often.")
     stream_partial_interval_ms: float = Field(400.0, gt=0, description="New audio between two partial results.")
+    stream_partial_beam_size: int = Field(
+        32, gt=0, le=MAX_BEAM_SIZE, description="Beam width of partial reads (their text is provisional)."
+    )
     stream_window_seconds: float = Field(
         4.0, ge=0, description="Partial reads recompute only this much of an open utterance; 0 re-reads all of it."
     )
@@ -56,6 +68,11 @@ class Settings(BaseSettings):
     stream_max_message_bytes: int = Field(
         1024 * 1024, gt=0, description="Largest WebSocket message; bigger ones close the stream (1009)."
     )
+
+    @field_validator("lm", mode="before")
+    @classmethod
+    def _no_lm(cls, value: object) -> object:
+        return None if isinstance(value, str) and value.strip().lower() in ("", "none") else value
 
     @model_validator(mode="after")
     def _windows_advance(self) -> Settings:
@@ -77,6 +94,12 @@ class Settings(BaseSettings):
     @property
     def batch_limits(self) -> BatchLimits:
         return BatchLimits(self.max_batch_size, self.max_batch_seconds, self.max_wait_ms)
+
+    @property
+    def beam_options(self) -> BeamOptions:
+        return BeamOptions(
+            beam_size=self.beam_size, alpha=self.lm_weight, beta=self.word_score, hotword_boost=self.hotword_boost
+        )
 
     @property
     def stream_config(self) -> StreamConfig:

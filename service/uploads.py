@@ -12,9 +12,12 @@ import logging
 import tempfile
 from typing import BinaryIO
 
+import torch
 from fastapi import Request
 
 from asr.audio import AudioDecodeError
+from asr.beam import BeamOptions
+from asr.decoding import Transcript
 from service.engine import Engine
 from service.errors import ApiError
 from service.files import AudioTooLong, FileTranscript, transcribe_file
@@ -34,14 +37,24 @@ async def spool_body(request: Request) -> BinaryIO:
 
 
 async def recognise(
-    request: Request, source: BinaryIO, name: str, engine: Engine, settings: Settings, metrics: Metrics
+    request: Request,
+    source: BinaryIO,
+    name: str,
+    engine: Engine,
+    settings: Settings,
+    metrics: Metrics,
+    options: BeamOptions | None,
 ) -> FileTranscript:
-    """Transcribe a whole file, unless it is undecodable (400), too long (413), past its deadline (504),
-    or its client disconnects first (the work is cancelled)."""
+    """Transcribe a whole file, decoded with ``options`` (None: greedy), unless it is undecodable (400), too
+    long (413), past its deadline (504), or its client disconnects first (the work is cancelled)."""
+
+    async def best(window: torch.Tensor) -> Transcript:
+        return (await engine.transcribe(window, options))[0]
+
     work = asyncio.ensure_future(
         transcribe_file(
             source,
-            engine.batcher,
+            best,
             engine.transcriber.info.feature_config,
             settings.window_seconds,
             settings.window_overlap_seconds,

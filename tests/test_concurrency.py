@@ -10,6 +10,7 @@ import httpx
 from websockets.sync.client import connect
 
 from asr.audio import decode
+from asr.beam import DEFAULT_LM
 from asr.checkpoint import DEFAULT_CHECKPOINT
 from asr.transcriber import Transcriber
 from tests.conftest import speak
@@ -38,7 +39,7 @@ def _batch_counts(url: str) -> tuple[float, float]:
 def test_32_files_and_8_streams_at_once(server):
     url, _ = server
     files = [speak(TEXTS[i % 8], voice=VOICES[i % 4], rate=130 + 3 * i) for i in range(32)]
-    transcriber = Transcriber.from_checkpoint(DEFAULT_CHECKPOINT, "cpu", "fp32")
+    transcriber = Transcriber.from_checkpoint(DEFAULT_CHECKPOINT, "cpu", "fp32", DEFAULT_LM)
     expected_files = [transcriber.transcribe([decode(f)])[0].text for f in files]
     streams = [pcm(16000, sentences=[TEXTS[i], TEXTS[(i + 3) % 8]])[0] for i in range(8)]
 

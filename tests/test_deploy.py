@@ -127,7 +127,8 @@ def test_dockerignore_lets_in_what_the_images_copy_and_nothing_bulky():
     copied = ("pyproject.toml", "requirements.lock", "README.md", "asr/", "service/", "training/")
     context = [path for path in tracked if in_build_context(path, patterns)]
     assert context and all(path.startswith(copied) for path in context)
-    assert {"asr/models/default.safetensors", "service/app.py", "training/train.py"} <= set(context)
+    bundled = {"asr/models/default.safetensors", "asr/models/default-lm.arpa", "asr/models/default-lm.json"}
+    assert bundled | {"service/app.py", "training/train.py"} <= set(context)
 
 
 def test_the_image_entrypoint_serves_a_transcription_and_stops_cleanly_on_sigterm():

@@ -83,7 +83,7 @@ def _transcribe(transcriber: Transcriber, data: bytes, seconds: float, overlap: 
     async def run():
         batcher = Batcher(lambda ws: transcriber.transcribe([(w, 16000) for w in ws]), 16000, BatchLimits())
         try:
-            return await transcribe_file(data, batcher, FeatureConfig(), seconds, overlap)
+            return await transcribe_file(data, batcher.transcribe, FeatureConfig(), seconds, overlap)
         finally:
             batcher.close()
 

@@ -9,6 +9,7 @@ import openai
 import pytest
 
 from asr.audio import decode
+from asr.beam import DEFAULT_LM
 from asr.checkpoint import DEFAULT_CHECKPOINT
 from asr.transcriber import Transcriber
 from tests.conftest import speak
@@ -29,7 +30,9 @@ def speech() -> bytes:
 
 @pytest.fixture(scope="module")
 def expected(speech):
-    [transcript] = Transcriber.from_checkpoint(DEFAULT_CHECKPOINT, "cpu", "fp32").transcribe([decode(speech)])
+    [transcript] = Transcriber.from_checkpoint(DEFAULT_CHECKPOINT, "cpu", "fp32", DEFAULT_LM).transcribe(
+        [decode(speech)]
+    )
     return transcript
 
 

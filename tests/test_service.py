@@ -14,6 +14,7 @@ import torch
 from fastapi.testclient import TestClient
 
 from asr.audio import decode
+from asr.beam import DEFAULT_LM
 from asr.checkpoint import DEFAULT_CHECKPOINT
 from asr.features import FeatureConfig, prepare_waveform
 from asr.transcriber import Transcriber
@@ -30,7 +31,7 @@ SENTENCE = "turn off the kitchen lights"
 
 @pytest.fixture(scope="module")
 def transcriber() -> Transcriber:
-    return Transcriber.from_checkpoint(DEFAULT_CHECKPOINT, "cpu", "fp32")
+    return Transcriber.from_checkpoint(DEFAULT_CHECKPOINT, "cpu", "fp32", DEFAULT_LM)
 
 
 def test_health_ready_and_docs(server):
@@ -169,12 +170,12 @@ def test_a_failure_inside_recognition_is_a_json_500_naming_it_and_the_service_go
     with TestClient(create_app(Settings(device="cpu")), raise_server_exceptions=False) as client:
         _wait_ready(client)
         transcriber = client.app.state.engine.transcriber
-        working = transcriber.transcribe
+        working = transcriber.log_probs
 
         def broken(audio):
             raise RuntimeError("injected failure")
 
-        monkeypatch.setattr(transcriber, "transcribe", broken)
+        monkeypatch.setattr(transcriber, "log_probs", broken)
         response = client.post(
             "/v1/transcribe",
             files={"file": ("a.wav", speak("open the door"), "audio/wav")},
@@ -183,7 +184,7 @@ def test_a_failure_inside_recognition_is_a_json_500_naming_it_and_the_service_go
         assert response.status_code == 500
         error = {"code": "internal_error", "message": "RuntimeError: injected failure", "type": "server_error"}
         assert response.json()["error"] == {**error, "param": None}
-        monkeypatch.setattr(transcriber, "transcribe", working)
+        monkeypatch.setattr(transcriber, "log_probs", working)
         assert client.post("/v1/transcribe", files={"file": ("a.wav", speak("open the door"))}).status_code == 200
     [failed] = [json.loads(line) for line in lines.getvalue().splitlines() if "a batch of 1 failed" in line]
     assert failed["request_id"] == "fault-7" and failed["level"] == "error"

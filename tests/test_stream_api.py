@@ -60,9 +60,10 @@ def test_partials_then_one_result_per_utterance_timed_from_the_stream_start(serv
     assert [set(r) for r in replies if r not in results] == [{"partial"}] * (len(replies) - len(results))
     assert len(results) == 2 and last == {"text": ""}
     partials = [r["partial"] for r in replies[: replies.index(results[0])] if r["partial"]]
-    # The text grows as the utterance does, and its last partial is nearly the final reading.
+    # The text grows as the utterance does, and its last partial is nearly the final reading (which
+    # hears up to one more chunk, and whose wider beam may pick other whole words).
     assert len(partials) >= 3 and len(partials[0]) < len(partials[-1])
-    assert cer([results[0]["text"]], [partials[-1]]) <= 0.3
+    assert cer([results[0]["text"]], [partials[-1]]) <= 0.4
     for result, start, text in zip(results, starts, SENTENCES, strict=True):
         assert result["text"] == " ".join(w["word"] for w in result["result"])
         assert cer([text], [result["text"]]) <= 0.35, result["text"]

@@ -38,6 +38,7 @@ def test_encode_rejects_unnormalised_text():
             "number five at three point one four on two thousand five hundred and zero zero seven",
         ),
         ("Call 2005 or 1900", "call two thousand five or nineteen hundred"),
+        ("0,5 and 01,234", "zero five and zero one two three four"),  # a leading zero is read digit by digit
         ("  \t\n ", ""),
     ],
 )

@@ -1,4 +1,4 @@
-"""``python -m training SUBCOMMAND``: build a corpus, train a model, evaluate a checkpoint."""
+"""``python -m training SUBCOMMAND``: build a corpus, train a model, evaluate it, build and tune its LM."""
 
 from __future__ import annotations
 
@@ -9,11 +9,18 @@ import os
 import sys
 from pathlib import Path
 
+import numpy as np
+from tqdm import tqdm
+
 from asr import checkpoint
+from asr.beam import BeamDecoder, DecodingDefaults, LanguageModel
+from asr.decoding import greedy_decode
 from asr.model import AcousticModel, ModelConfig
-from training import corpus, distributed, evaluation
-from training.data import LIBRISPEECH_SUBSETS, FeatureDataset, load
-from training.plots import training_curves
+from asr.text import normalise
+from training import corpus, distributed, evaluation, lm, sentences, texts, tuning
+from training.data import LIBRISPEECH_SUBSETS, FeatureDataset, load, read_transcripts
+from training.metrics import cer, wer
+from training.plots import reliability_plot, training_curves, tuning_plot
 from training.train import PRECISIONS, PRESETS, TrainConfig, train
 
 
@@ -98,8 +105,9 @@ def _train(args: argparse.Namespace) -> None:
 
 def _evaluate(args: argparse.Namespace) -> None:
     model, info = checkpoint.load(args.checkpoint, args.device)
+    decoder = BeamDecoder(LanguageModel.load(args.lm)) if args.lm else None
     rows = evaluation.score(
-        model, info.feature_config, *evaluation.splits_of(args.data, args.splits), workers=args.workers
+        model, info.feature_config, *evaluation.splits_of(args.data, args.splits), workers=args.workers, decoder=decoder
     )
     summary = evaluation.report(rows)
     print(json.dumps(summary, indent=2))
@@ -107,6 +115,91 @@ def _evaluate(args: argparse.Namespace) -> None:
         args.report.write_text(
             json.dumps({"checkpoint": str(args.checkpoint), "summary": summary, "utterances": rows}, indent=1)
         )
+
+
+def _lm_text(sources: list[str]) -> list[str]:
+    """Sentences from ``fortunes``, ``commands`` (all the grammar's sentences up to 100,000) or text files."""
+    found: list[str] = []
+    for source in sources:
+        if source == "fortunes":
+            found += texts.fortune_sentences()
+        elif source == "commands":
+            found += sentences.sentences(100_000, 0)
+        else:
+            found += [normalise(line) for line in Path(source).read_text(encoding="utf-8").splitlines()]
+    return [s for s in found if s]
+
+
+def _lm(args: argparse.Namespace) -> None:
+    held_out = {text for folder in args.exclude for _, _, text in read_transcripts(folder)}
+    arpa = args.out.with_suffix(".arpa")
+    about: dict = {"provenance": {"command": "python -m training " + " ".join(sys.argv[1:])}}
+    if args.arpa:
+        model = lm.read_arpa(args.arpa)
+        arpa = args.arpa
+    else:
+        text = [s for s in _lm_text(args.text) if s not in held_out]
+        listed = args.words.read_text(encoding="utf-8").split() if args.words else []
+        words = [w for entry in listed for w in normalise(entry).split()]
+        model = lm.estimate(tqdm(text, desc="counting", unit="sentence"), args.order, args.prune, words)
+        lm.write_arpa(model, arpa)
+        about["provenance"] |= {"sentences": len(text), "words": sum(len(s.split()) for s in text)}
+        about["provenance"]["excluded_sentences"] = len(held_out)
+    about |= {"order": model.order, "ngrams": [len(level) for level in model.log_probs]}
+    if held_out:
+        known = set(model.vocabulary)
+        tokens = [w for s in held_out for w in s.split()]
+        about["held_out"] = {
+            "perplexity": round(lm.perplexity(model, sorted(held_out)), 1),
+            "oov_rate": round(sum(w not in known for w in tokens) / len(tokens), 4),
+        }
+    LanguageModel(arpa, tuple(model.vocabulary), about=about).save(args.out)
+    print(json.dumps(about, indent=1))
+    print(f"wrote {arpa} ({arpa.stat().st_size / 1e6:.1f} MB) and {args.out}")
+
+
+def _tune_lm(args: argparse.Namespace) -> None:
+    model, info = checkpoint.load(args.checkpoint, args.device)
+    bundle = LanguageModel.load(args.lm)
+    folder = args.data / args.split if (args.data / args.split).is_dir() else args.data
+    dataset = FeatureDataset(load([folder], info.feature_config), info.feature_config)
+    frame_seconds = model.config.frame_seconds(info.feature_config)
+    log_probs = evaluation.log_probs(model, dataset, workers=args.workers)
+    references = [r.text for r in dataset.recordings]
+    decoder = BeamDecoder(bundle)
+    greedy = [greedy_decode(lp, frame_seconds).text for lp in log_probs]
+    grid = tuning.grid_search(decoder, log_probs, references, frame_seconds, args.alpha, args.beta, args.beam)
+    best = min(grid, key=lambda p: (p.wer, p.cer))
+    defaults = dataclasses.replace(bundle.defaults, alpha=best.alpha, beta=best.beta, beam_size=args.beam)
+    decoder = BeamDecoder(dataclasses.replace(bundle, defaults=defaults))
+    evidence, outcomes = tuning.word_evidence(decoder, log_probs, references, frame_seconds)
+    calibration = tuning.fit_calibration(evidence, outcomes)
+    calibrated = np.array([calibration(tuple(e)) for e in evidence])
+    about = bundle.about | {
+        "tuning": {
+            "checkpoint": str(args.checkpoint),
+            "data": str(folder),
+            "utterances": len(dataset),
+            "greedy": {"cer": round(cer(references, greedy), 4), "wer": round(wer(references, greedy), 4)},
+            "best": dataclasses.asdict(best),
+            "grid": [dataclasses.asdict(p) for p in grid],
+            "calibration": {
+                "words": len(outcomes),
+                "accuracy": round(float(outcomes.mean()), 4),
+                "ece_uncalibrated": round(tuning.expected_calibration_error(evidence[:, 0], outcomes), 4),
+                "ece": round(tuning.expected_calibration_error(calibrated, outcomes), 4),
+            },
+        }
+    }
+    dataclasses.replace(bundle, defaults=defaults, calibration=calibration, about=about).save(args.lm)
+    plots = args.plots or args.lm.parent
+    stem = args.lm.name.removesuffix(".json")
+    tuning_plot(grid, plots / f"{stem}-tuning.png")
+    reliability_plot(
+        {"n-best share": evidence[:, 0], "calibrated": calibrated}, outcomes, plots / f"{stem}-reliability.png"
+    )
+    print(json.dumps(about["tuning"] | {"grid": None}, indent=1))
+    print(f"alpha={best.alpha} beta={best.beta} stored in {args.lm}; plots in {plots}")
 
 
 def _override(text: str) -> tuple[str, int | float]:
@@ -205,9 +298,46 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--splits", nargs="+", default=["dev", "test"], help="split folders to score (default: %(default)s)")
     p.add_argument("--report", type=Path, help="write every utterance's reference, hypothesis and errors here (JSON)")
+    p.add_argument("--lm", type=Path, help="decode with beam search and this LM bundle (.json) instead of greedily")
     p.add_argument("--device", default="auto")
     p.add_argument("--workers", type=int, help="processes preparing batches (default: up to 4)")
     p.set_defaults(run=_evaluate)
+
+    p = commands.add_parser("lm", help="estimate a word n-gram LM (ARPA, Kneser-Ney) and write its bundle")
+    p.add_argument("--out", type=Path, required=True, help="the bundle's JSON; the ARPA file goes next to it")
+    p.add_argument(
+        "--text",
+        nargs="+",
+        default=["fortunes"],
+        metavar="SOURCE",
+        help="fortunes, commands, or text files of one sentence per line (default: %(default)s)",
+    )
+    p.add_argument(
+        "--exclude",
+        nargs="*",
+        type=Path,
+        default=[],
+        metavar="FOLDER",
+        help="LibriSpeech-layout folders (dev, test) whose sentences must not be in the LM's text",
+    )
+    p.add_argument("--words", type=Path, help="more vocabulary, one word per line (a dictionary's word list)")
+    p.add_argument("--order", type=int, default=3)
+    p.add_argument("--prune", type=int, default=1, help="drop highest-order n-grams seen this often or less")
+    p.add_argument("--arpa", type=Path, help="bundle this ARPA file (from KenLM's lmplz, say) instead of estimating")
+    p.set_defaults(run=_lm)
+
+    p = commands.add_parser("tune-lm", help="grid-search the LM weights on a dev split, fit word confidences")
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("lm", type=Path, help="the LM bundle (.json) to tune; the chosen values are written into it")
+    p.add_argument("--data", type=Path, required=True, help="a corpus root, or one LibriSpeech-layout folder")
+    p.add_argument("--split", default="dev")
+    p.add_argument("--alpha", type=float, nargs="+", default=[0.5, 1.0, 1.5, 2.0, 2.5, 3.0], help="LM weights")
+    p.add_argument("--beta", type=float, nargs="+", default=[-1.0, 0.0, 1.0, 2.0, 3.0], help="word scores")
+    p.add_argument("--beam", type=int, default=DecodingDefaults().beam_size)
+    p.add_argument("--plots", type=Path, help="folder for the tuning and reliability PNGs (default: the LM's)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--workers", type=int, help="processes preparing batches (default: up to 4)")
+    p.set_defaults(run=_tune_lm)
     return parser
 
 

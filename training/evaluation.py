@@ -9,7 +9,8 @@ from pathlib import Path
 
 import torch
 
-from asr.decoding import greedy_decode_batch
+from asr.beam import BeamDecoder
+from asr.decoding import greedy_decode
 from asr.features import FeatureConfig
 from asr.model import AcousticModel
 from training.data import FeatureDataset, batches, length_buckets, load
@@ -17,25 +18,34 @@ from training.metrics import cer, edit_distance, wer
 
 
 @torch.no_grad()
+def log_probs(model: AcousticModel, dataset: FeatureDataset, max_frames: int = 24000, workers: int | None = 0) -> list:
+    """Each utterance's ``(frames, classes)`` log-probabilities, in the dataset's order, on the CPU."""
+    model.eval()
+    device = next(model.parameters()).device
+    plan = length_buckets([r.frames for r in dataset.recordings], max_frames, random.Random(0))
+    found: dict[int, torch.Tensor] = {}
+    for indices, (feats, lengths, _, _) in zip(plan, batches(dataset, plan, workers), strict=True):
+        out, out_lengths = model(feats.to(device), lengths)
+        for index, lp, n in zip(indices, out.float().cpu(), out_lengths.tolist(), strict=True):
+            found[index] = lp[:n].clone()
+    return [found[i] for i in range(len(dataset))]
+
+
 def evaluate(
     model: AcousticModel,
     dataset: FeatureDataset,
     frame_seconds: float,
     max_frames: int = 24000,
     workers: int | None = 0,
+    decoder: BeamDecoder | None = None,
 ) -> dict:
-    """Greedy CER and WER of ``model`` on ``dataset``, and the hypotheses in the dataset's order."""
-    model.eval()
-    device = next(model.parameters()).device
-    plan = length_buckets([r.frames for r in dataset.recordings], max_frames, random.Random(0))
-    hypotheses: dict[int, str] = {}
-    for indices, (feats, lengths, _, _) in zip(plan, batches(dataset, plan, workers), strict=True):
-        log_probs, out_lengths = model(feats.to(device), lengths)
-        for index, transcript in zip(indices, greedy_decode_batch(log_probs, out_lengths, frame_seconds), strict=True):
-            hypotheses[index] = transcript.text
+    """CER and WER of ``model`` on ``dataset`` (greedy, or with ``decoder``), and the hypotheses in order."""
+    hypotheses = [
+        (decoder.decode(lp, frame_seconds)[0] if decoder else greedy_decode(lp, frame_seconds)).text
+        for lp in log_probs(model, dataset, max_frames, workers)
+    ]
     references = [r.text for r in dataset.recordings]
-    ordered = [hypotheses[i] for i in range(len(dataset))]
-    return {"cer": cer(references, ordered), "wer": wer(references, ordered), "hypotheses": ordered}
+    return {"cer": cer(references, hypotheses), "wer": wer(references, hypotheses), "hypotheses": hypotheses}
 
 
 def splits_of(data: Path, names: list[str]) -> tuple[dict[str, Path], dict[str, dict]]:
@@ -71,12 +81,14 @@ def score(
     folders: dict[str, Path],
     known: dict[str, dict],
     workers: int | None = None,
+    decoder: BeamDecoder | None = None,
 ) -> list[dict]:
     """One row per utterance: texts, edit counts and, where the manifest tells, voice and sex."""
     rows = []
     for split, folder in folders.items():
         dataset = FeatureDataset(load([folder], features), features)
-        hypotheses = evaluate(model, dataset, model.config.frame_seconds(features), workers=workers)["hypotheses"]
+        frame_seconds = model.config.frame_seconds(features)
+        hypotheses = evaluate(model, dataset, frame_seconds, workers=workers, decoder=decoder)["hypotheses"]
         for recording, hypothesis in zip(dataset.recordings, hypotheses, strict=True):
             about = known.get(recording.id, {})
             rows.append(

@@ -22,3 +22,41 @@ def training_curves(history: list[dict], path: Path) -> None:
         axis.grid(alpha=0.3)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
+
+
+def tuning_plot(grid: list, path: Path) -> None:
+    """Dev WER over the LM weight and word score, the chosen point marked."""
+    alphas, betas = sorted({p.alpha for p in grid}), sorted({p.beta for p in grid})
+    wer = {(p.alpha, p.beta): 100 * p.wer for p in grid}
+    figure = Figure(figsize=(6, 4.5))
+    axis = figure.subplots()
+    image = axis.imshow([[wer[a, b] for b in betas] for a in alphas], origin="lower", cmap="viridis_r", aspect="auto")
+    for i, a in enumerate(alphas):
+        for j, b in enumerate(betas):
+            axis.text(j, i, f"{wer[a, b]:.1f}", ha="center", va="center", fontsize=8, color="white")
+    best = min(grid, key=lambda p: (p.wer, p.cer))
+    axis.scatter([betas.index(best.beta)], [alphas.index(best.alpha)], s=400, facecolors="none", edgecolors="red")
+    axis.set(xticks=range(len(betas)), xticklabels=betas, yticks=range(len(alphas)), yticklabels=alphas)
+    axis.set(xlabel="beta (word score)", ylabel="alpha (LM weight)", title="dev WER % by LM weights")
+    figure.colorbar(image, ax=axis)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+
+
+def reliability_plot(confidences: dict[str, object], outcomes, path: Path, bins: int = 10) -> None:
+    """Accuracy against stated confidence per bin, one line per kind of confidence; the diagonal is perfect."""
+    from training.tuning import expected_calibration_error, reliability
+
+    figure = Figure(figsize=(5, 5))
+    axis = figure.subplots()
+    axis.plot([0, 1], [0, 1], color="grey", linestyle="--", label="perfect")
+    for label, values in confidences.items():
+        rows = reliability(values, outcomes, bins)
+        ece = expected_calibration_error(values, outcomes, bins)
+        axis.plot([r[0] for r in rows], [r[1] for r in rows], marker="o", label=f"{label} (ECE {100 * ece:.1f}%)")
+    axis.set(xlabel="word confidence", ylabel="share of words right", xlim=(0, 1), ylim=(0, 1))
+    axis.set_title(f"reliability of word confidences ({len(outcomes)} words)")
+    axis.grid(alpha=0.3)
+    axis.legend(loc="upper left")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)

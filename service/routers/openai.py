@@ -1,9 +1,10 @@
 """The OpenAI-compatible API, so that OpenAI's clients and the tools built on them work unchanged.
 
-``POST /v1/audio/transcriptions`` takes OpenAI's form fields. Options that only tune how Whisper
-searches (``prompt``, ``temperature``, ``include[]``, ``chunking_strategy``) are accepted and
-ignored; anything whose silent omission would mislead the caller (another language, streaming,
-an unknown model or format) is a 400 naming the field.
+``POST /v1/audio/transcriptions`` takes OpenAI's form fields, and ``hotwords`` (send it with the
+client's ``extra_body``). Options that only tune how Whisper searches (``prompt``, ``temperature``,
+``include[]``, ``chunking_strategy``) are accepted and ignored; anything whose silent omission
+would mislead the caller (another language, streaming, an unknown model or format) is a 400 naming
+the field.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from asr.decoding import segment
 from service import formats
+from service.decoding import DecodingQuery, InvalidOption, options_for
 from service.dependencies import AdmittedEngineDep, EngineDep, MetricsDep, SettingsDep
 from service.engine import Engine
 from service.errors import ApiError
@@ -51,13 +53,17 @@ async def transcriptions(
     file: Annotated[UploadFile, File(description="The audio file, in any supported format")],
     model: Annotated[str, Form(description=f"The loaded model's id, or one of {', '.join(OPENAI_MODELS)}")],
     language: Annotated[str | None, Form(description="en (the only language of the model), or omit it")] = None,
-    prompt: Annotated[str | None, Form(description="Accepted and ignored")] = None,
+    prompt: Annotated[str | None, Form(description="Accepted and ignored; to favour words, send hotwords")] = None,
     response_format: Annotated[str, Form(description=", ".join(RESPONSE_FORMATS))] = "json",
-    temperature: Annotated[float, Form(description="Accepted and ignored: decoding is greedy")] = 0.0,
+    temperature: Annotated[float, Form(description="Accepted and ignored: decoding is deterministic")] = 0.0,
     timestamp_granularities: Annotated[
         list[str] | None, Form(alias="timestamp_granularities[]", description="word and/or segment (verbose_json)")
     ] = None,
     stream: Annotated[bool, Form(description="Must be false: stream live audio over WS /v1/stream instead")] = False,
+    hotwords: Annotated[
+        list[str] | None,
+        Form(description="This service's extension: words or phrases to favour, comma-separated or repeated"),
+    ] = None,
 ) -> Response:
     if model not in (engine.model_id, *OPENAI_MODELS):
         raise _reject("model", f"no model {model!r} here; use {engine.model_id!r} (GET /v1/models)")
@@ -75,7 +81,12 @@ async def transcriptions(
     if stream:
         raise _reject("stream", "streamed responses are not supported; stream live audio over WS /v1/stream")
 
-    result = await recognise(request, file.file, file.filename or "the upload", engine, settings, metrics)
+    try:
+        options = options_for(engine, DecodingQuery(hotwords=hotwords or []))
+    except InvalidOption as error:
+        raise _reject(error.param, str(error).removeprefix(f"{error.param}: ")) from None
+    name = file.filename or "the upload"
+    result = await recognise(request, file.file, name, engine, settings, metrics, options)
     transcript, duration = result.transcript, result.duration
     segments = segment(transcript.words)
     if response_format == "text":

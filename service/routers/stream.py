@@ -3,7 +3,11 @@
 Existing Vosk clients work unchanged: an optional ``{"config": {...}}`` text message first (no
 reply), then binary 16-bit little-endian mono PCM in chunks of any size, each answered by exactly
 one message: ``{"partial": ...}`` while an utterance is open, or ``{"result": [...], "text": ...}``
-when one closed in that chunk. ``{"eof" : 1}`` answers with the last result and closes;
+when one closed in that chunk. The config takes Vosk's ``phrase_list`` (here: hotwords to favour,
+not a closed grammar) and ``max_alternatives`` (results become ``{"alternatives": [...]}``, each
+with its ``confidence``), and this service's decoding fields, as in the REST query: ``decoder``,
+``beam_size``, ``lm_weight``, ``word_score``, ``hotword_boost``. ``{"eof" : 1}`` answers with the
+last result and closes;
 ``{"reset" : 1}`` answers with the open utterance's result and starts a new one. Problems are
 answered with ``{"error": ...}`` and a close code. When the server shuts down, each stream gets
 its last result, as after eof, and a close with 1001 (going away): reconnect, to another replica.
@@ -14,18 +18,24 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
+from dataclasses import replace
 
 import torch
 from fastapi import APIRouter, WebSocket
+from pydantic import ValidationError
 from starlette.datastructures import State
 from starlette.types import Message
 from starlette.websockets import WebSocketDisconnect
 
-from asr.decoding import Word
+from asr.beam import BeamOptions
+from asr.decoding import Transcript
 from asr.features import prepare_waveform
 from asr.incremental import Settled
 from service.batching import Stopped
+from service.decoding import MAX_ALTERNATIVES, DecodingQuery, InvalidOption, options_for
 from service.engine import Engine, StreamRead
+from service.errors import describe
 from service.metrics import Metrics
 from service.settings import Settings
 from service.shutdown import Drain
@@ -41,6 +51,8 @@ POLICY_VIOLATION = 1008
 INTERNAL_ERROR = 1011
 TRY_AGAIN_LATER = 1013
 
+DECODING_FIELDS = ("decoder", "beam_size", "lm_weight", "word_score", "hotword_boost")
+"""This service's config extensions, as in the REST query (Vosk's own: phrase_list, max_alternatives)."""
 ENCODINGS = {"pcm_s16le": (2, torch.int16), "pcm_f32le": (4, torch.float32)}
 """Binary audio formats a config may name: bytes per sample and type."""
 
@@ -59,6 +71,9 @@ class Session:
         self.sample_rate = settings.stream_sample_rate
         self.encoding = "pcm_s16le"
         self.words = True
+        self.options = engine.options
+        self.alternatives = 0
+        """Vosk's max_alternatives: above 0, results list that many hypotheses instead of one."""
         self.stream: Stream | None = None
         self.partial = ""
         self._leftover = b""
@@ -79,6 +94,21 @@ class Session:
         self.sample_rate = int(rate)
         self.encoding = encoding
         self.words = bool(config.get("words", self.words))
+        alternatives = config.get("max_alternatives", 0)
+        if type(alternatives) is not int or not 0 <= alternatives <= MAX_ALTERNATIVES:
+            message = f"max_alternatives must be a whole number from 0 to {MAX_ALTERNATIVES}, not {alternatives!r}"
+            raise ProtocolError(message, INVALID_PAYLOAD)
+        phrases = config.get("phrase_list", [])
+        if not isinstance(phrases, list):
+            raise ProtocolError(f"phrase_list must be a list of words or phrases, not {phrases!r}", INVALID_PAYLOAD)
+        try:
+            query = DecodingQuery(**{k: config[k] for k in DECODING_FIELDS if k in config}, hotwords=phrases)
+            self.options = options_for(self.engine, query, alternatives)
+        except ValidationError as error:
+            raise ProtocolError(describe(error.errors()), INVALID_PAYLOAD) from None
+        except InvalidOption as error:
+            raise ProtocolError(str(error).replace("hotwords", "phrase_list"), INVALID_PAYLOAD) from None
+        self.alternatives = alternatives
 
     async def audio(self, data: bytes) -> dict:
         if self.stream is None:
@@ -91,8 +121,8 @@ class Session:
             return await self._result(closed)
         if self.stream.partial_due() and self.engine.batcher.queue_depth < self.settings.max_queue:
             self.stream.mark_read()
-            words = await self._read(self.stream.open_utterance(), partial=True)
-            self.partial = " ".join(w.word for w in words)
+            [transcript] = await self._read(self.stream.open_utterance(), partial=True)
+            self.partial = transcript.text
         return {"partial": self.partial if self.stream.is_open else ""}
 
     def _samples(self, data: bytes) -> torch.Tensor:
@@ -117,36 +147,65 @@ class Session:
         return await self._result([utterance] if utterance is not None else [])
 
     async def _result(self, utterances: list[Utterance]) -> dict:
-        words = [w for words in await asyncio.gather(*map(self._read, utterances)) for w in words]
-        text = " ".join(w.word for w in words)
-        if not self.words or not words:
-            return {"text": text}
+        readings = await asyncio.gather(*map(self._read, utterances))
+        if self.alternatives:
+            return {"alternatives": [self._body(t) | {"confidence": round(t.confidence, 4)} for t in _joined(readings)]}
+        return self._body(_joined(readings)[0])
+
+    def _body(self, transcript: Transcript) -> dict:
+        if not self.words or not transcript.words:
+            return {"text": transcript.text}
         result = [
             {"conf": round(w.confidence, 4), "end": round(w.end, 3), "start": round(w.start, 3), "word": w.word}
-            for w in words
+            for w in transcript.words
         ]
-        return {"result": result, "text": text}
+        return {"result": result, "text": transcript.text}
 
-    async def _read(self, utterance: Utterance, partial: bool = False) -> list[Word]:
-        """The utterance's words, timed from the start of the stream.
+    def _partial_options(self) -> BeamOptions | None:
+        """The stream's options with one hypothesis and at most the partial beam (None: greedy)."""
+        if self.options is None:
+            return None
+        narrow = self.settings.stream_partial_beam_size
+        return replace(self.options, alternatives=1, beam_size=min(narrow, self.options.beam_size or narrow))
+
+    async def _read(self, utterance: Utterance, partial: bool = False) -> list[Transcript]:
+        """The utterance's transcripts (alternatives too, in a final read), timed from the start of the stream.
 
         A partial read carries on from what the previous one settled, so it costs the same late
-        in a long utterance as early on (``ASR_STREAM_WINDOW_SECONDS``). The final read is a full
-        one: it happens once per utterance and its text is the one that stays.
+        in a long utterance as early on (``ASR_STREAM_WINDOW_SECONDS``); its beam search is narrower
+        (``ASR_STREAM_PARTIAL_BEAM_SIZE``), as its text is provisional and it runs every few hundred
+        milliseconds. The final read is a full one, with the full beam: its text is the one that stays.
         """
         features = self.engine.transcriber.info.feature_config
         audio = prepare_waveform(utterance.audio, self.sample_rate, features)
         if partial:
             start, settled = self._settled or (None, Settled())
             read = StreamRead(audio, settled if start == utterance.start else Settled())
-            transcript, settled = await self.engine.read_partial(read)
+            transcript, settled = await self.engine.read_partial(read, self._partial_options())
             self._settled = (utterance.start, settled)
+            transcripts = [transcript]
         else:
-            transcript = await self.engine.batcher.transcribe(audio)
+            transcripts = await self.engine.transcribe(audio, self.options)
             self._settled = None
         return [
-            Word(w.word, w.start + utterance.start, w.end + utterance.start, w.confidence) for w in transcript.words
+            replace(
+                t, words=[replace(w, start=w.start + utterance.start, end=w.end + utterance.start) for w in t.words]
+            )
+            for t in transcripts
         ]
+
+
+def _joined(readings: list[list[Transcript]]) -> list[Transcript]:
+    """Utterances closed by one message, as one transcript per rank: the k-th of each (or its last), joined."""
+    if not readings:
+        return [Transcript("", [], 1.0)]
+    joined = []
+    for k in range(max(map(len, readings))):
+        parts = [alternatives[min(k, len(alternatives) - 1)] for alternatives in readings]
+        words = [w for part in parts for w in part.words]
+        confidence = math.prod(1.0 if part.confidence is None else part.confidence for part in parts)
+        joined.append(Transcript(" ".join(w.word for w in words), words, confidence))
+    return joined
 
 
 def _command(text: str) -> dict:

@@ -1,0 +1,331 @@
+"""CTC prefix beam search with a word n-gram language model, through flashlight-text's lexicon decoder.
+
+The same C++ decoder that torchaudio's ``ctc_decoder`` wraps, used directly so that the KenLM model
+and the lexicon trie load once per process while beam width, weights and hotwords change per
+request. Words come only from the lexicon (the LM's vocabulary plus a request's hotwords): that is
+what turns "wether" into "weather", and why the vocabulary must be broad. Each lexicon word is
+spelled with a trailing space, so hypotheses must separate words the way the model does; a frame of
+certain space after the last lets the final word end. The decoder returns each hypothesis's
+frame-by-frame path, which gives words their times and letter posteriors as in greedy decoding.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import math
+import os
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from flashlight.lib.text.decoder import (
+    LM,
+    CriterionType,
+    LexiconDecoder,
+    LexiconDecoderOptions,
+    SmearingMode,
+    Trie,
+    ZeroLM,
+)
+from flashlight.lib.text.decoder.kenlm import KenLM
+from flashlight.lib.text.dictionary import Dictionary
+
+from asr.decoding import Transcript, Word, path_words
+from asr.text import ALPHABET, BLANK, NUM_CLASSES, encode
+
+_SPACE = ALPHABET.index(" ") + 1
+UNKNOWN = "<unk>"
+DEFAULT_LM = Path(__file__).parent / "models" / "default-lm.json"
+_END_OF_WORD = torch.full((1, NUM_CLASSES), -1e4).index_fill_(1, torch.tensor([_SPACE]), 0.0)
+MAX_BEAM_SIZE = 1024
+"""Bounds what one request may cost: the decoding time grows about linearly with the beam."""
+_EVIDENCE_HYPOTHESES = 8
+"""Hypotheses of the final beam that vote on each word's confidence."""
+
+
+@dataclass(frozen=True)
+class BeamOptions:
+    """How one request is decoded; ``None`` takes the value tuned with the LM."""
+
+    beam_size: int | None = None
+    alpha: float | None = None
+    """Weight of the LM's log10 probability against the acoustic log-probability."""
+    beta: float | None = None
+    """Score per word: without it the LM favours hypotheses of few, long words."""
+    hotwords: tuple[str, ...] = ()
+    hotword_boost: float | None = None
+    """Added to a hotword's LM log10 probability (so multiplied by ``alpha``) each time it is said."""
+    alternatives: int = 1
+
+
+LM_DEFAULTS = BeamOptions()
+"""Beam search with every value as tuned with the LM."""
+
+
+@dataclass(frozen=True)
+class DecodingDefaults:
+    """A bundle's decoding values: these until ``python -m training tune-lm`` stores tuned ones."""
+
+    beam_size: int = 128
+    alpha: float = 1.5
+    beta: float = 0.0
+    hotword_boost: float = 3.0
+    beam_threshold: float = 15.0
+    """Hypotheses this far (in score) below the best are dropped even when the beam has room: on the
+    default model's dev split, 15 took 32% less time than 25 at beam 128, with the same WER."""
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Logistic regression from a word's evidence to the probability that it is right, fitted on dev.
+
+    Evidence: the share of the final beam's probability that says the same word at the same time,
+    and the mean log posterior of its letters. The share enters as log-odds (Platt scaling), which
+    straightens its S-shaped relation to accuracy. Unfitted, the share alone is the confidence.
+    """
+
+    weights: tuple[float, float, float] | None = None
+
+    @staticmethod
+    def inputs(evidence: tuple[float, float]) -> tuple[float, float]:
+        share = min(max(evidence[0], 1e-4), 1 - 1e-4)
+        return math.log(share / (1 - share)), evidence[1]
+
+    def __call__(self, evidence: tuple[float, float]) -> float:
+        if self.weights is None:
+            return evidence[0]
+        z = sum(w * x for w, x in zip(self.weights, (*self.inputs(evidence), 1.0), strict=True))
+        return 1 / (1 + math.exp(-z))
+
+
+@dataclass(frozen=True)
+class LanguageModel:
+    """An n-gram LM bundle: its ARPA file, vocabulary, and the decoding values tuned for it."""
+
+    arpa: Path
+    vocabulary: tuple[str, ...]
+    defaults: DecodingDefaults = DecodingDefaults()
+    calibration: Calibration = Calibration()
+    about: dict = field(default_factory=dict, compare=False)
+    """Provenance and the measurements behind the defaults (``python -m training lm`` and ``tune-lm``)."""
+
+    @classmethod
+    def load(cls, path: Path | str) -> LanguageModel:
+        """Read a bundle's JSON; its ``arpa`` is relative to the JSON's folder."""
+        path = Path(path)
+        meta = json.loads(path.read_text())
+        weights = meta.get("calibration", {}).get("weights")
+        return cls(
+            path.parent / meta["arpa"],
+            tuple(meta["vocabulary"]),
+            DecodingDefaults(**meta.get("decoding", {})),
+            Calibration(tuple(weights) if weights else None),
+            {k: v for k, v in meta.items() if k not in ("format", "arpa", "vocabulary", "decoding", "calibration")},
+        )
+
+    def save(self, path: Path) -> None:
+        meta = {
+            "format": "asr-lm/1",
+            "arpa": os.path.relpath(self.arpa, path.parent),
+            **self.about,
+            "decoding": asdict(self.defaults),
+            "calibration": {"weights": list(self.calibration.weights) if self.calibration.weights else None},
+            "vocabulary": list(self.vocabulary),
+        }
+        path.write_text(json.dumps(meta, indent=1) + "\n")
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    transcript: Transcript
+    """Word confidences here are the product of the letters' peak posteriors, as in greedy decoding."""
+    evidence: list[tuple[float, float]]
+    """Per word, what :class:`Calibration` turns into its confidence."""
+
+
+class _BoostedLM(LM):
+    """The KenLM model plus a bonus for hotwords; words past the LM's dictionary score as ``<unk>``."""
+
+    def __init__(self, lm: KenLM, unknown: int, boosts: dict[int, float]):
+        LM.__init__(self)
+        self.lm, self.unknown, self.boosts = lm, unknown, boosts
+
+    def start(self, start_with_nothing: bool):
+        return self.lm.start(start_with_nothing)
+
+    def score(self, state, token_index: int):
+        state, score = self.lm.score(state, min(token_index, self.unknown))
+        return state, score + self.boosts.get(token_index, 0.0)
+
+    def finish(self, state):
+        return self.lm.finish(state)
+
+
+def spelled(word: str) -> bool:
+    """Whether the model's alphabet can spell ``word`` (one word, no spaces)."""
+    return bool(word) and " " not in word and all(c in ALPHABET for c in word)
+
+
+class BeamDecoder:
+    """Decodes ``(frames, classes)`` log-probabilities into n-best transcripts; safe to share between threads."""
+
+    def __init__(self, lm: LanguageModel | None = None, vocabulary: tuple[str, ...] = ()):
+        """Without ``lm``, the search keeps to the lexicon ``vocabulary`` with no language model."""
+        self.lm = lm
+        self.defaults = lm.defaults if lm else DecodingDefaults(alpha=0.0, beta=0.0)
+        self.calibration = lm.calibration if lm else Calibration()
+        self.words = [w for w in (lm.vocabulary if lm else vocabulary) if spelled(w)]
+        self.index = {w: i for i, w in enumerate(self.words)}
+        self.unknown = len(self.words)
+        self.kenlm = None
+        if lm is not None:
+            dictionary = Dictionary()
+            for word in (*self.words, UNKNOWN):
+                dictionary.add_entry(word)
+            with _quiet_stderr():  # KenLM draws a progress bar on the process's stderr
+                self.kenlm = KenLM(str(lm.arpa), dictionary)
+        self._trie(())
+
+    def _unigram(self, index: int) -> float:
+        if self.kenlm is None:
+            return 0.0
+        return self.kenlm.score(self.kenlm.start(False), min(index, self.unknown))[1]
+
+    def unigram(self, word: str) -> float:
+        """The LM's log10 probability of ``word`` opening a sentence; ``<unk>``'s for words it does not know."""
+        return self._unigram(self.index.get(word, self.unknown))
+
+    @functools.lru_cache(maxsize=32)  # noqa: B019 -- the decoder lives as long as the process
+    def _trie(self, new_words: tuple[tuple[int, str, float], ...]) -> Trie:
+        """The lexicon, plus hotwords it lacks; those it has get their boost from the LM alone."""
+        if new_words:
+            base = self._entries
+        else:
+            base = self._entries = [([*encode(w), _SPACE], i, self._unigram(i)) for i, w in enumerate(self.words)]
+        trie = Trie(NUM_CLASSES, _SPACE)
+        for spelling, i, score in base:
+            trie.insert(spelling, i, score)
+        for i, word, boost in new_words:
+            trie.insert([*encode(word), _SPACE], i, self._unigram(i) + boost)
+        trie.smear(SmearingMode.MAX)
+        return trie
+
+    def hypotheses(
+        self,
+        log_probs: torch.Tensor,
+        frame_seconds: float,
+        duration: float | None = None,
+        options: BeamOptions = LM_DEFAULTS,
+    ) -> list[Hypothesis]:
+        """The final beam, best first: at least ``options.alternatives`` where the beam holds that many."""
+        d = self.defaults
+        emissions = log_probs.detach().float().cpu()
+        if emissions.shape[0] == 0:
+            return [Hypothesis(Transcript(""), [])]
+        boost = d.hotword_boost if options.hotword_boost is None else options.hotword_boost
+        asked = dict.fromkeys(w for w in options.hotwords if spelled(w))
+        hotwords = tuple((self.index.get(w, self.unknown + 1 + j), w, boost) for j, w in enumerate(asked))
+        new_words = {i: w for i, w, _ in hotwords if i > self.unknown}
+        lm = self.kenlm or ZeroLM()
+        if hotwords and self.kenlm is not None:
+            lm = _BoostedLM(self.kenlm, self.unknown, {i: b for i, _, b in hotwords})
+        decoder = LexiconDecoder(
+            LexiconDecoderOptions(
+                beam_size=options.beam_size or d.beam_size,
+                beam_size_token=NUM_CLASSES,
+                beam_threshold=d.beam_threshold,
+                lm_weight=d.alpha if options.alpha is None else options.alpha,
+                word_score=d.beta if options.beta is None else options.beta,
+                unk_score=-math.inf,
+                sil_score=0.0,
+                log_add=True,  # merged prefixes sum their paths' probabilities: CTC prefix search
+                criterion_type=CriterionType.CTC,
+            ),
+            self._trie(tuple(h for h in hotwords if h[0] in new_words)),
+            lm,
+            _SPACE,
+            BLANK,
+            self.unknown,
+            [],
+            False,
+        )
+        padded = torch.cat((emissions, _END_OF_WORD)).contiguous()
+        frames = len(emissions)
+        keep = max(options.alternatives, _EVIDENCE_HYPOTHESES)
+        results = []
+        for result in decoder.decode(padded.data_ptr(), *padded.shape):
+            tokens = result.tokens  # each access copies the whole path into a new list
+            if tokens[frames + 1] == _SPACE:  # the others end inside a word
+                results.append((result, tokens))
+                if len(results) == keep:
+                    break
+        if not results:
+            return [Hypothesis(Transcript(""), [])]
+        scores_by_frame = emissions.numpy()
+        spans = []
+        for result, tokens in results:
+            path = np.asarray(tokens[1 : frames + 1])  # the first is the start state
+            posteriors = np.exp(scores_by_frame[np.arange(frames), path])
+            words = path_words(path, posteriors, frame_seconds, duration)
+            spoken = [self.words[i] if i < self.unknown else new_words[i] for i in result.words if i >= 0]
+            if [w.word for w in words] != spoken:
+                raise RuntimeError(f"decoder path spells {[w.word for w in words]}, its words are {spoken}")
+            spans.append(words)
+        scores = np.array([r.score for r, _ in results])
+        shares = np.exp(scores - scores.max())
+        shares /= shares.sum()
+        return [
+            Hypothesis(
+                Transcript(" ".join(w.word for w in words), words, float(share)),
+                [(_agreement(w, spans, shares), math.log(max(w.confidence, 1e-30)) / len(w.word)) for w in words],
+            )
+            for words, share in zip(spans, shares, strict=True)
+        ]
+
+    def decode(
+        self,
+        log_probs: torch.Tensor,
+        frame_seconds: float,
+        duration: float | None = None,
+        options: BeamOptions = LM_DEFAULTS,
+    ) -> list[Transcript]:
+        """Up to ``options.alternatives`` transcripts, best first, their word confidences calibrated."""
+        found = self.hypotheses(log_probs, frame_seconds, duration, options)[: max(1, options.alternatives)]
+        return [
+            replace(
+                h.transcript,
+                words=[
+                    replace(w, confidence=self.calibration(e))
+                    for w, e in zip(h.transcript.words, h.evidence, strict=True)
+                ],
+            )
+            for h in found
+        ]
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Silence file descriptor 2 itself: C++ code writes there, past Python's ``sys.stderr``."""
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as quiet:
+            os.dup2(quiet.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _agreement(word: Word, spans: list[list[Word]], shares: np.ndarray) -> float:
+    """The share of the beam's probability whose hypotheses say ``word`` at an overlapping time."""
+    return float(
+        sum(
+            share
+            for share, words in zip(shares, spans, strict=True)
+            if any(w.word == word.word and w.start < word.end and word.start < w.end for w in words)
+        )
+    )

@@ -1,0 +1,86 @@
+"""Per-request decoding options, from REST query fields or a stream's Vosk config, checked once for both."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from asr.beam import MAX_BEAM_SIZE, BeamOptions, spelled
+from asr.text import normalise
+from service.engine import Engine
+
+MAX_HOTWORDS = 100
+MAX_ALTERNATIVES = 10
+
+
+class InvalidOption(ValueError):
+    def __init__(self, param: str, message: str):
+        super().__init__(f"{param}: {message}")
+        self.param = param
+
+
+class DecodingQuery(BaseModel):
+    """How to decode this request; anything left out takes the server's setting (``ASR_*``)."""
+
+    decoder: Literal["beam", "greedy"] | None = Field(
+        None, description="beam (with the LM; the default when the server has one) or greedy"
+    )
+    beam_size: int | None = Field(None, ge=1, le=MAX_BEAM_SIZE, description="Hypotheses kept per frame.")
+    lm_weight: float | None = Field(None, ge=0, le=10, description="Weight of the language model (alpha).")
+    word_score: float | None = Field(None, ge=-20, le=20, description="Score added per word (beta).")
+    hotwords: list[str] = Field(
+        [],
+        description="Words or phrases to favour (names, jargon): repeat the field or separate them with commas. "
+        "Each word may be one the LM has never seen.",
+    )
+    hotword_boost: float | None = Field(
+        None, ge=0, le=20, description="How strongly to favour them, in log10 LM probability per word."
+    )
+
+
+def hotword_list(phrases: Iterable[object]) -> tuple[str, ...]:
+    """The distinct words of ``phrases`` (comma-separated text allowed), normalised to the model's alphabet."""
+    words: dict[str, None] = {}
+    for phrase in phrases:
+        if not isinstance(phrase, str):
+            raise InvalidOption("hotwords", f"each entry must be text, not {phrase!r}")
+        for part in phrase.split(","):
+            try:
+                text = normalise(part)
+            except ValueError:
+                text = ""
+            if part.strip() and not text:
+                raise InvalidOption("hotwords", f"{part.strip()!r} has nothing the model can spell (a-z, ')")
+            words.update(dict.fromkeys(w for w in text.split() if spelled(w)))
+    if len(words) > MAX_HOTWORDS:
+        raise InvalidOption("hotwords", f"at most {MAX_HOTWORDS} words, not {len(words)}")
+    return tuple(words)
+
+
+def options_for(engine: Engine, query: DecodingQuery, alternatives: int = 0) -> BeamOptions | None:
+    """The request's options over the server's; None for greedy. Beam options on a server without an LM, or
+    with ``decoder=greedy``, are refused. ``alternatives``: Vosk's max_alternatives (0: one transcript)."""
+    hotwords = hotword_list(query.hotwords)
+    beam_asked = [
+        name for name in ("beam_size", "lm_weight", "word_score", "hotword_boost") if getattr(query, name) is not None
+    ]
+    if hotwords:
+        beam_asked.append("hotwords")
+    if alternatives:
+        beam_asked.append("max_alternatives")
+    if query.decoder == "greedy" and beam_asked:
+        raise InvalidOption(beam_asked[0], "needs decoder=beam, not greedy")
+    if engine.options is None and (query.decoder == "beam" or beam_asked):
+        name = "decoder" if query.decoder == "beam" else beam_asked[0]
+        raise InvalidOption(name, "this server decodes greedily: it was started without a language model (ASR_LM)")
+    return engine.options_for(
+        greedy=query.decoder == "greedy",
+        beam_size=query.beam_size,
+        alpha=query.lm_weight,
+        beta=query.word_score,
+        hotwords=hotwords or None,
+        hotword_boost=query.hotword_boost,
+        alternatives=max(1, alternatives),
+    )

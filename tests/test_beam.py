@@ -1,0 +1,116 @@
+"""Beam search with an n-gram LM on hand-built posteriors, where the LM or a hotword must change the answer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from asr.beam import BeamDecoder, BeamOptions, Calibration, LanguageModel
+from asr.decoding import Transcript, Word, greedy_decode
+from asr.text import ALPHABET
+from training.lm import estimate, write_arpa
+from training.tuning import expected_calibration_error, fit_calibration, word_outcomes
+
+FRAME = 0.02
+
+
+def posteriors(frames: list[str | dict[str, float]]) -> torch.Tensor:
+    """One frame per entry: a symbol (``_`` is blank) at 0.9, or symbols with their probabilities;
+    whatever is left is shared by the other classes."""
+    rows = []
+    for frame in frames:
+        chosen = {frame: 0.9} if isinstance(frame, str) else frame
+        rest = (1 - sum(chosen.values())) / (len(ALPHABET) + 1 - len(chosen))
+        row = torch.full((len(ALPHABET) + 1,), rest)
+        for symbol, p in chosen.items():
+            row[0 if symbol == "_" else ALPHABET.index(symbol) + 1] = p
+        rows.append(row)
+    return torch.stack(rows).log()
+
+
+def spoken(text: str) -> list[str]:
+    """Each letter for two frames with a blank after, as a CTC model's peaky output looks."""
+    return [f for char in text for f in (char, char, "_")]
+
+
+@pytest.fixture(scope="module")
+def lm(tmp_path_factory) -> LanguageModel:
+    text = ["the cat sat on the mat"] * 20 + ["the dog sat on the log"] * 20 + ["a cat ran"] * 5
+    folder = tmp_path_factory.mktemp("lm")
+    model = estimate(text, order=3, vocabulary=["kat", "rob", "bob"])
+    write_arpa(model, folder / "lm.arpa")
+    return LanguageModel(folder / "lm.arpa", tuple(model.vocabulary))
+
+
+def test_the_language_model_overrules_a_slightly_wrong_letter(lm):
+    """The acoustics lean to "kat" (k 0.5, c 0.4); greedy and the lexicon alone say "kat", the LM "cat"."""
+    frames = [*spoken("the "), {"k": 0.5, "c": 0.4}, "_", *spoken("at sat")]
+    lp = posteriors(frames)
+    assert greedy_decode(lp, FRAME).text == "the kat sat"
+    assert BeamDecoder(lm).decode(lp, FRAME, options=BeamOptions(alpha=0.0, beta=0.0))[0].text == "the kat sat"
+    assert BeamDecoder(lm).decode(lp, FRAME, options=BeamOptions(alpha=1.0, beta=1.0))[0].text == "the cat sat"
+
+
+def test_words_keep_to_the_lexicon_and_separate_as_the_model_does():
+    decoder = BeamDecoder(None, vocabulary=("in", "inn", "the"))
+    assert decoder.decode(posteriors(list("inn")), FRAME)[0].text == "in"  # CTC: no blank, one n
+    assert decoder.decode(posteriors(list("in_n")), FRAME)[0].text == "inn"
+    assert decoder.decode(posteriors(list("  the  in ")), FRAME)[0].text == "the in"
+    assert decoder.decode(torch.zeros(0, len(ALPHABET) + 1), FRAME)[0] == Transcript("")
+
+
+def test_a_hotword_wins_when_boosted_even_outside_the_vocabulary(lm):
+    decoder = BeamDecoder(lm)
+    lp = posteriors([*spoken("the "), {"r": 0.5, "b": 0.4}, "_", *spoken("ob sat")])
+    assert decoder.decode(lp, FRAME)[0].text == "the rob sat"
+    assert decoder.decode(lp, FRAME, options=BeamOptions(hotwords=("bob",)))[0].text == "the bob sat"
+    unknown = posteriors(spoken("the zorx sat"))
+    assert "zorx" not in decoder.decode(unknown, FRAME)[0].text
+    assert decoder.decode(unknown, FRAME, options=BeamOptions(hotwords=("zorx",)))[0].text == "the zorx sat"
+    assert "zorx" not in decoder.decode(unknown, FRAME)[0].text  # a request's hotwords do not stay
+
+
+def test_alternatives_are_distinct_ordered_and_their_shares_sum_below_one(lm):
+    lp = posteriors([*spoken("the "), {"k": 0.45, "c": 0.45}, "_", *spoken("at sat")])
+    found = BeamDecoder(lm).decode(lp, FRAME, options=BeamOptions(alternatives=4))
+    assert 2 <= len(found) <= 4
+    assert len({t.text for t in found}) == len(found)
+    shares = [t.confidence for t in found]
+    assert shares == sorted(shares, reverse=True) and 0 < sum(shares) <= 1 + 1e-9
+    assert {"the cat sat", "the kat sat"} <= {t.text for t in found}
+
+
+def test_word_times_follow_the_decoded_path(lm):
+    lp = posteriors(["_", "_", *spoken("the cat")])
+    [word_the, word_cat] = BeamDecoder(lm).decode(lp, FRAME)[0].words
+    assert (word_the.start, word_the.end) == pytest.approx((2 * FRAME, 10 * FRAME))
+    assert (word_cat.start, word_cat.end) == pytest.approx((14 * FRAME, 22 * FRAME))
+    assert [(w.word, w.start, w.end) for w in greedy_decode(lp, FRAME).words] == [
+        (w.word, w.start, w.end) for w in (word_the, word_cat)
+    ]
+
+
+def test_a_sure_word_gets_more_confidence_than_a_doubtful_one(lm):
+    lp = posteriors([*spoken("the "), {"k": 0.45, "c": 0.45}, "_", *spoken("at sat")])
+    the, cat, sat = BeamDecoder(lm).decode(lp, FRAME)[0].words
+    assert cat.confidence < min(the.confidence, sat.confidence)
+    assert 0 < cat.confidence < 1
+
+
+def test_word_outcomes_follow_the_minimum_edit_alignment():
+    transcript = Transcript("the cat sat down", [Word(w, 0, 0, 1) for w in ["the", "cat", "sat", "down"]])
+    assert word_outcomes("the bat sat", transcript) == [True, False, True, False]
+    assert word_outcomes("", transcript) == [False] * 4
+
+
+def test_calibration_is_fitted_to_outcomes_and_lowers_the_error():
+    rng = np.random.default_rng(0)
+    share = rng.uniform(0, 1, 4000)
+    outcomes = (rng.uniform(0, 1, 4000) < share**3).astype(float)  # overconfident raw scores
+    evidence = np.column_stack((share, np.log(share + 1e-3)))
+    calibration = fit_calibration(evidence, outcomes)
+    fitted = np.array([calibration(tuple(e)) for e in evidence])
+    assert expected_calibration_error(fitted, outcomes) < 0.03 < expected_calibration_error(share, outcomes)
+    assert Calibration()((0.7, -0.1)) == 0.7
+    assert expected_calibration_error(np.array([0.9, 0.9]), np.array([1.0, 0.0])) == pytest.approx(0.4)
