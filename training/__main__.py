@@ -169,7 +169,7 @@ def _tune_lm(args: argparse.Namespace) -> None:
     decoder = BeamDecoder(bundle)
     greedy = [greedy_decode(lp, frame_seconds).text for lp in log_probs]
     grid = tuning.grid_search(decoder, log_probs, references, frame_seconds, args.alpha, args.beta, args.beam)
-    best = min(grid, key=lambda p: (p.wer, p.cer))
+    best = tuning.best_point(grid)
     defaults = dataclasses.replace(bundle.defaults, alpha=best.alpha, beta=best.beta, beam_size=args.beam)
     decoder = BeamDecoder(dataclasses.replace(bundle, defaults=defaults))
     evidence, outcomes = tuning.word_evidence(decoder, log_probs, references, frame_seconds)

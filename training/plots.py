@@ -6,6 +6,8 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
+from training.tuning import best_point, expected_calibration_error, reliability
+
 
 def training_curves(history: list[dict], path: Path) -> None:
     epochs = [entry["epoch"] for entry in history]
@@ -34,7 +36,7 @@ def tuning_plot(grid: list, path: Path) -> None:
     for i, a in enumerate(alphas):
         for j, b in enumerate(betas):
             axis.text(j, i, f"{wer[a, b]:.1f}", ha="center", va="center", fontsize=8, color="white")
-    best = min(grid, key=lambda p: (p.wer, p.cer))
+    best = best_point(grid)
     axis.scatter([betas.index(best.beta)], [alphas.index(best.alpha)], s=400, facecolors="none", edgecolors="red")
     axis.set(xticks=range(len(betas)), xticklabels=betas, yticks=range(len(alphas)), yticklabels=alphas)
     axis.set(xlabel="beta (word score)", ylabel="alpha (LM weight)", title="dev WER % by LM weights")
@@ -45,8 +47,6 @@ def tuning_plot(grid: list, path: Path) -> None:
 
 def reliability_plot(confidences: dict[str, object], outcomes, path: Path, bins: int = 10) -> None:
     """Accuracy against stated confidence per bin, one line per kind of confidence; the diagonal is perfect."""
-    from training.tuning import expected_calibration_error, reliability
-
     figure = Figure(figsize=(5, 5))
     axis = figure.subplots()
     axis.plot([0, 1], [0, 1], color="grey", linestyle="--", label="perfect")

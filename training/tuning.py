@@ -35,13 +35,18 @@ def grid_search(
     betas: list[float],
     beam_size: int,
 ) -> list[GridPoint]:
-    """WER and CER at every (alpha, beta); the best is the lowest WER, then the lowest CER."""
+    """WER and CER at every (alpha, beta)."""
     points = []
     for alpha, beta in tqdm(list(itertools.product(alphas, betas)), desc="alpha x beta", unit="point"):
         options = BeamOptions(beam_size=beam_size, alpha=alpha, beta=beta)
         hypotheses = [decoder.decode(lp, frame_seconds, options=options)[0].text for lp in log_probs]
         points.append(GridPoint(alpha, beta, cer(references, hypotheses), wer(references, hypotheses)))
     return points
+
+
+def best_point(grid: list[GridPoint]) -> GridPoint:
+    """The lowest WER, then the lowest CER."""
+    return min(grid, key=lambda p: (p.wer, p.cer))
 
 
 def word_evidence(
@@ -92,17 +97,6 @@ def fit_calibration(evidence: np.ndarray, outcomes: np.ndarray, steps: int = 200
     return Calibration(tuple(float(v) for v in w))
 
 
-def expected_calibration_error(confidences: np.ndarray, outcomes: np.ndarray, bins: int = 10) -> float:
-    """Mean |accuracy - confidence| over equal-width confidence bins, weighted by their share of words."""
-    which = np.minimum((confidences * bins).astype(int), bins - 1)
-    error = 0.0
-    for b in range(bins):
-        members = which == b
-        if members.any():
-            error += members.mean() * abs(outcomes[members].mean() - confidences[members].mean())
-    return float(error)
-
-
 def reliability(confidences: np.ndarray, outcomes: np.ndarray, bins: int = 10) -> list[tuple[float, float, int]]:
     """Per confidence bin: mean confidence, accuracy and word count (bins with no words left out)."""
     which = np.minimum((confidences * bins).astype(int), bins - 1)
@@ -112,3 +106,10 @@ def reliability(confidences: np.ndarray, outcomes: np.ndarray, bins: int = 10) -
         if members.any():
             rows.append((float(confidences[members].mean()), float(outcomes[members].mean()), int(members.sum())))
     return rows
+
+
+def expected_calibration_error(confidences: np.ndarray, outcomes: np.ndarray, bins: int = 10) -> float:
+    """Mean |accuracy - confidence| over equal-width confidence bins, weighted by their share of words."""
+    return sum(
+        n * abs(accuracy - confidence) for confidence, accuracy, n in reliability(confidences, outcomes, bins)
+    ) / len(outcomes)
