@@ -11,10 +11,11 @@ COPY pyproject.toml requirements.lock ./
 RUN python -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies'], sep='\n')" \
         > runtime.txt \
     && pip install --no-cache-dir -c requirements.lock -r runtime.txt
-# The core and the service, with the bundled model and LM as package data; never the training code.
+# The core, the service and the asr client, with the bundled model and LM as package data; never the training code.
 COPY README.md ./
 COPY asr asr
 COPY service service
+COPY client client
 RUN pip install --no-cache-dir --no-deps . \
     && python -c "import asr.checkpoint as c, asr.beam as b; assert c.DEFAULT_CHECKPOINT.is_file() and b.DEFAULT_LM.is_file()"
 

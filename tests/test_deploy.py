@@ -124,7 +124,7 @@ def test_dockerignore_lets_in_what_the_images_copy_and_nothing_bulky():
         "models/mine.safetensors",
     ]
     assert not [path for path in junk if in_build_context(path, patterns)]
-    copied = ("pyproject.toml", "requirements.lock", "README.md", "asr/", "service/", "training/")
+    copied = ("pyproject.toml", "requirements.lock", "README.md", "asr/", "service/", "client/", "training/")
     context = [path for path in tracked if in_build_context(path, patterns)]
     assert context and all(path.startswith(copied) for path in context)
     bundled = {"asr/models/default.safetensors", "asr/models/default-lm.arpa", "asr/models/default-lm.json"}

@@ -17,8 +17,8 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
+from asr import captions
 from asr.decoding import segment
-from service import formats
 from service.decoding import DecodingQuery, InvalidOption, options_for
 from service.dependencies import AdmittedEngineDep, EngineDep, MetricsDep, SettingsDep
 from service.engine import Engine
@@ -92,9 +92,9 @@ async def transcriptions(
     if response_format == "text":
         return PlainTextResponse(transcript.text + "\n")
     if response_format == "srt":
-        return PlainTextResponse(formats.srt(segments))
+        return PlainTextResponse(captions.srt(segments))
     if response_format == "vtt":
-        return PlainTextResponse(formats.vtt(segments), media_type="text/vtt")
+        return PlainTextResponse(captions.vtt(segments), media_type="text/vtt")
     usage = {"type": "duration", "seconds": math.ceil(duration)}
     if response_format == "json":
         return JSONResponse({"text": transcript.text, "usage": usage})

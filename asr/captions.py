@@ -1,8 +1,16 @@
-"""Caption formats for the OpenAI-compatible API: SubRip and WebVTT from timed segments."""
+"""Caption formats, SubRip and WebVTT, from timed segments: for the service's OpenAI-compatible API
+and for the ``asr`` command-line client, which must start without loading PyTorch."""
 
 from __future__ import annotations
 
-from asr.decoding import Segment
+from collections.abc import Sequence
+from typing import Protocol
+
+
+class Timed(Protocol):
+    start: float
+    end: float
+    text: str
 
 
 def _clock(seconds: float, separator: str) -> str:
@@ -13,11 +21,11 @@ def _clock(seconds: float, separator: str) -> str:
     return f"{hours:02d}:{minutes:02d}:{seconds:02d}{separator}{milliseconds:03d}"
 
 
-def srt(segments: list[Segment]) -> str:
+def srt(segments: Sequence[Timed]) -> str:
     return "".join(
         f"{n}\n{_clock(s.start, ',')} --> {_clock(s.end, ',')}\n{s.text}\n\n" for n, s in enumerate(segments, 1)
     )
 
 
-def vtt(segments: list[Segment]) -> str:
+def vtt(segments: Sequence[Timed]) -> str:
     return "WEBVTT\n\n" + "".join(f"{_clock(s.start, '.')} --> {_clock(s.end, '.')}\n{s.text}\n\n" for s in segments)

@@ -1,0 +1,87 @@
+"""``asr stream``: an audio file through the service's WebSocket, as a live source would send it."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Iterator
+from typing import TextIO
+
+import av
+from websockets.exceptions import InvalidStatus, WebSocketException
+from websockets.sync.client import connect
+
+from client.files import Unreachable
+
+RATE = 16000
+
+
+class StreamFailed(RuntimeError):
+    """The server ended the stream with an error message."""
+
+
+def pcm(path: str, chunk_ms: float) -> Iterator[bytes]:
+    """The file's audio as 16 kHz mono 16-bit PCM, in chunks of ``chunk_ms``: FFmpeg decodes and resamples."""
+    size = round(RATE * chunk_ms / 1000) * 2
+    resampler = av.AudioResampler(format="s16", layout="mono", rate=RATE)
+    pending = b""
+    with av.open(path) as container:
+        for frame in container.decode(audio=0):
+            for piece in resampler.resample(frame):
+                pending += bytes(piece.planes[0])[: piece.samples * 2]
+                while len(pending) >= size:
+                    yield pending[:size]
+                    pending = pending[size:]
+        for piece in resampler.resample(None):
+            pending += bytes(piece.planes[0])[: piece.samples * 2]
+    for start in range(0, len(pending), size):
+        yield pending[start : start + size]
+
+
+def stream(
+    url: str,
+    headers: dict,
+    chunks: Iterator[bytes],
+    config: dict,
+    real_time: bool,
+    out: TextIO = sys.stdout,
+    partials: TextIO = sys.stderr,
+) -> int:
+    """Send the chunks (paced like a live source with ``real_time``), print partials in place on
+    ``partials`` and each final on its own line on ``out``; return how many finals there were."""
+    finals, shown = 0, ""
+
+    def show(reply: dict) -> None:
+        nonlocal finals, shown
+        if "error" in reply:
+            raise StreamFailed(reply["error"])
+        if reply.get("partial") is not None:
+            if reply["partial"] != shown:  # a reply between two partial reads repeats the last one
+                shown = reply["partial"]
+                partials.write(f"\r\x1b[K{shown}")
+                partials.flush()
+        elif reply.get("text"):
+            shown = ""
+            partials.write("\r\x1b[K")
+            out.write(reply["text"] + "\n")
+            out.flush()
+            finals += 1
+
+    try:
+        with connect(url, additional_headers=headers, max_size=None) as ws:
+            ws.send(json.dumps({"config": {"sample_rate": RATE, "words": False, **config}}))
+            started, sent = time.monotonic(), 0.0
+            for chunk in chunks:
+                ws.send(chunk)
+                show(json.loads(ws.recv(timeout=60)))
+                sent += len(chunk) / 2 / RATE
+                if real_time:
+                    time.sleep(max(0.0, started + sent - time.monotonic()))
+            ws.send('{"eof" : 1}')
+            show(json.loads(ws.recv(timeout=60)))
+    except InvalidStatus as error:
+        raise Unreachable(f"the server refused the stream: HTTP {error.response.status_code}") from None
+    except (OSError, WebSocketException) as error:
+        raise Unreachable(f"cannot stream to {url}: {error}") from None
+    return finals
