@@ -19,8 +19,8 @@ python-venv:
 	@$(PYTHON) -c "import ensurepip" 2>/dev/null || { $(APT_INSTALL) python3-venv; }
 
 # Offline speech for the corpus builder and the tests: four TTS engines, sox, and fortunes as text;
-# a word list for the LM's vocabulary; nginx for the reverse-proxy test.
-TEST_PACKAGES := espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts sox fortunes wamerican nginx-light
+# a word list for the LM's vocabulary; nginx for the reverse-proxy test; Chromium for the page's tests.
+TEST_PACKAGES := espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts sox fortunes wamerican nginx-light chromium
 test-tools:
 	@dpkg-query -W $(TEST_PACKAGES) >/dev/null 2>&1 || { $(APT_INSTALL) $(TEST_PACKAGES); }
 

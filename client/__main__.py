@@ -1,7 +1,7 @@
-"""``asr transcribe FILE...`` and ``asr stream FILE``: the service from a terminal or a script.
+"""``asr transcribe FILE...`` and ``asr stream FILE`` (or ``--mic``): the service from a terminal or a script.
 
 Exit codes: 0 when everything was transcribed; 1 when the server refused or failed some file (or
-ended a stream with an error), the others still done; 2 for a bad command line or a missing file;
+ended a stream with an error), the others still done; 2 for a bad command line, a missing file or no microphone;
 3 when the server cannot be used at all (not reachable, or the API key is refused).
 """
 
@@ -63,18 +63,27 @@ def _transcribe(args: argparse.Namespace) -> int:
 
 
 def _stream(args: argparse.Namespace) -> int:
-    if not args.file.is_file():
+    if (args.file is None) == (not args.mic):
+        print("asr: stream takes a FILE or --mic", file=sys.stderr)
+        return USAGE
+    if args.file is not None and not args.file.is_file():
         print(f"asr: no such file: {args.file}", file=sys.stderr)
         return USAGE
     url = args.url.replace("http", "ws", 1).rstrip("/") + "/v1/stream"
     config = {"phrase_list": args.hotwords} if args.hotwords else {}
     config |= {k: v for k, v in _decoding(args).items() if k != "hotwords"}
-    chunks = streaming.pcm(str(args.file), args.chunk_ms)
     try:
-        streaming.stream(url, _headers(args.api_key), chunks, config, real_time=not args.fast)
+        if args.mic:  # a live source paces itself
+            chunks, real_time = streaming.microphone(args.chunk_ms), False
+        else:
+            chunks, real_time = streaming.pcm(str(args.file), args.chunk_ms), not args.fast
+        streaming.stream(url, _headers(args.api_key), chunks, config, real_time)
     except streaming.StreamFailed as error:
         print(f"\nasr: {error}", file=sys.stderr)
         return FAILED
+    except streaming.NoMicrophone as error:
+        print(f"asr: {error}", file=sys.stderr)
+        return USAGE
     return OK
 
 
@@ -100,7 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_transcribe)
 
     p = commands.add_parser("stream", parents=[server], help="stream a file over the WebSocket, printing live text")
-    p.add_argument("file", type=Path, metavar="FILE")
+    p.add_argument("file", type=Path, nargs="?", metavar="FILE")
+    p.add_argument("--mic", action="store_true", help="the microphone instead of a file, until Ctrl-C")
     p.add_argument("--fast", action="store_true", help="send as fast as the server answers, not in real time")
     p.add_argument("--chunk-ms", type=float, default=200.0, help="audio per message (default %(default)s)")
     p.set_defaults(run=_stream)

@@ -21,6 +21,10 @@ class StreamFailed(RuntimeError):
     """The server ended the stream with an error message."""
 
 
+class NoMicrophone(RuntimeError):
+    """``--mic`` was asked for where no microphone can be opened."""
+
+
 def pcm(path: str, chunk_ms: float) -> Iterator[bytes]:
     """The file's audio as 16 kHz mono 16-bit PCM, in chunks of ``chunk_ms``: FFmpeg decodes and resamples."""
     size = round(RATE * chunk_ms / 1000) * 2
@@ -37,6 +41,30 @@ def pcm(path: str, chunk_ms: float) -> Iterator[bytes]:
             pending += bytes(piece.planes[0])[: piece.samples * 2]
     for start in range(0, len(pending), size):
         yield pending[start : start + size]
+
+
+def microphone(chunk_ms: float) -> Iterator[bytes]:
+    """The default input device as 16 kHz mono 16-bit PCM chunks, until Ctrl-C: through PortAudio,
+    with the ``sounddevice`` package (not a dependency: only this option needs it). Checked now,
+    before any connection is made."""
+    try:
+        import sounddevice
+    except (ImportError, OSError) as error:
+        message = f"--mic needs PortAudio and the sounddevice package (pip install sounddevice): {error}"
+        raise NoMicrophone(message) from None
+    return _record(sounddevice, round(RATE * chunk_ms / 1000))
+
+
+def _record(sounddevice, frames: int) -> Iterator[bytes]:
+    try:
+        with sounddevice.RawInputStream(samplerate=RATE, channels=1, dtype="int16", blocksize=frames) as source:
+            while True:
+                data, _ = source.read(frames)
+                yield bytes(data)
+    except sounddevice.PortAudioError as error:
+        raise NoMicrophone(f"no microphone to record from: {error}") from None
+    except KeyboardInterrupt:
+        return
 
 
 def stream(

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.staticfiles import StaticFiles
 
 import asr
 from service import errors
@@ -18,7 +19,7 @@ from service.limits import BodyLimit
 from service.logs import RequestLog
 from service.memory import trim_forever
 from service.metrics import Metrics, RequestMetrics
-from service.routers import files, openai, ops, stream
+from service.routers import files, openai, ops, stream, web
 from service.settings import Settings
 from service.shutdown import Drain, DrainGate
 
@@ -76,8 +77,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestMetrics, metrics=app.state.metrics)
     app.add_middleware(RequestLog)
     errors.install(app)
-    for router in (ops.router, files.router, openai.router, stream.router):
+    for router in (ops.router, files.router, openai.router, stream.router, web.router):
         app.include_router(router)
+    app.mount("/static", StaticFiles(directory=web.STATIC), name="static")
     return app
 
 

@@ -85,6 +85,11 @@ def test_exit_codes_scripts_can_rely_on(server, clips, tmp_path):
     missing = asr("transcribe", tmp_path / "nowhere.wav", url=url)
     assert missing.returncode == 2 and "no such file" in missing.stderr
     assert asr("transcribe", "--format", "pdf", clips[0], url=url).returncode == 2
+    assert asr("stream", url=url).returncode == 2  # a FILE or --mic
+    no_microphone = asr("stream", "--mic", url=url)  # these machines have no sound device
+    assert no_microphone.returncode == 2 and (
+        "--mic needs" in no_microphone.stderr or "no microphone" in no_microphone.stderr
+    )
     unreachable = asr("transcribe", clips[0], "--url", "http://127.0.0.1:9")
     assert unreachable.returncode == 3 and "cannot reach" in unreachable.stderr
     assert asr("stream", clips[0], "--url", "http://127.0.0.1:9").returncode == 3
