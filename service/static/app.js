@@ -116,6 +116,7 @@ async function startMicrophone() {
     return;
   }
   const context = new AudioContext();
+  context.resume();  // a context may start suspended; not awaited: with no audio output it never resumes
   await context.audioWorklet.addModule("/static/pcm-worklet.js");
   const capture = new AudioWorkletNode(context, "pcm-capture");
   context.createMediaStreamSource(media).connect(capture);
