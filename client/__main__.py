@@ -48,8 +48,7 @@ def _transcribe(args: argparse.Namespace) -> int:
             try:
                 result = files.transcribe(client, path, _decoding(args), progress)
             except httpx.HTTPStatusError as error:
-                message = error.response.json().get("error", {}).get("message", error.response.text)
-                tqdm.write(f"asr: {path}: {message}", file=sys.stderr)
+                tqdm.write(f"asr: {path}: {files.refusal(error.response)}", file=sys.stderr)
                 status = FAILED
                 continue
             text = files.render({"file": str(path), **result} if args.format == "json" else result, args.format)

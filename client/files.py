@@ -44,6 +44,14 @@ def _upload(path: Path, progress: tqdm) -> Iterator[bytes]:
             yield chunk
 
 
+def refusal(response: httpx.Response) -> str:
+    """The service's error message, or the status and body of whatever else answered (a proxy, say)."""
+    try:
+        return response.json()["error"]["message"]
+    except (ValueError, KeyError, TypeError):
+        return f"HTTP {response.status_code}: {response.text[:200]}"
+
+
 def transcribe(client: httpx.Client, path: Path, query: dict, progress: tqdm) -> dict:
     """The service's JSON for ``path``; a refusal raises :class:`httpx.HTTPStatusError`."""
     progress.set_postfix_str(path.name)
@@ -52,6 +60,6 @@ def transcribe(client: httpx.Client, path: Path, query: dict, progress: tqdm) ->
     except httpx.TransportError as error:
         raise Unreachable(f"cannot reach {client.base_url}: {error}") from None
     if response.status_code == 401:
-        raise Unreachable(response.json()["error"]["message"])
+        raise Unreachable(refusal(response))
     response.raise_for_status()
     return response.json()

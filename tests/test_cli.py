@@ -15,6 +15,7 @@ import pytest
 import soundfile
 
 from bench.serving import serve
+from client import files
 from tests.conftest import speak
 from training.metrics import cer
 
@@ -126,3 +127,10 @@ def test_real_time_pacing_takes_as_long_as_the_audio(server, clips):
     started = time.monotonic()
     assert asr("stream", clips[0], url=url).returncode == 0
     assert time.monotonic() - started >= soundfile.info(clips[0]).duration
+
+
+def test_a_refusal_from_something_else_than_the_service_is_still_reported():
+    proxy = httpx.Response(502, text="<html>Bad Gateway</html>")
+    assert files.refusal(proxy) == "HTTP 502: <html>Bad Gateway</html>"
+    ours = httpx.Response(400, json={"error": {"message": "file: not audio"}})
+    assert files.refusal(ours) == "file: not audio"
