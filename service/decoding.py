@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -47,10 +48,7 @@ def hotword_list(phrases: Iterable[object]) -> tuple[str, ...]:
         if not isinstance(phrase, str):
             raise InvalidOption("hotwords", f"each entry must be text, not {phrase!r}")
         for part in phrase.split(","):
-            try:
-                text = normalise(part)
-            except ValueError:
-                text = ""
+            text = normalise(part)
             if part.strip() and not text:
                 raise InvalidOption("hotwords", f"{part.strip()!r} has nothing the model can spell (a-z, ')")
             words.update(dict.fromkeys(w for w in text.split() if spelled(w)))
@@ -75,12 +73,14 @@ def options_for(engine: Engine, query: DecodingQuery, alternatives: int = 0) -> 
     if engine.options is None and (query.decoder == "beam" or beam_asked):
         name = "decoder" if query.decoder == "beam" else beam_asked[0]
         raise InvalidOption(name, "this server decodes greedily: it was started without a language model (ASR_LM)")
-    return engine.options_for(
-        greedy=query.decoder == "greedy",
-        beam_size=query.beam_size,
-        alpha=query.lm_weight,
-        beta=query.word_score,
-        hotwords=hotwords or None,
-        hotword_boost=query.hotword_boost,
-        alternatives=max(1, alternatives),
-    )
+    if query.decoder == "greedy" or engine.options is None:
+        return None
+    overrides = {
+        "beam_size": query.beam_size,
+        "alpha": query.lm_weight,
+        "beta": query.word_score,
+        "hotwords": hotwords or None,
+        "hotword_boost": query.hotword_boost,
+    }
+    chosen = {name: value for name, value in overrides.items() if value is not None}
+    return replace(engine.options, **chosen, alternatives=max(1, alternatives))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 
@@ -64,12 +64,6 @@ class Engine:
             f"beam search with {settings.lm}" if settings.lm else "greedy decoding (no LM)",
         )
         return cls(transcriber, settings, metrics)
-
-    def options_for(self, greedy: bool = False, **overrides: object) -> BeamOptions | None:
-        """The server's decoding options with a request's overrides (those not None); None means greedy."""
-        if greedy or self.options is None:
-            return None
-        return replace(self.options, **{k: v for k, v in overrides.items() if v is not None})
 
     async def transcribe(self, waveform: torch.Tensor, options: BeamOptions | None) -> list[Transcript]:
         """Recognise one mono clip at the model's rate: its best transcript, then any alternatives."""

@@ -16,6 +16,7 @@ import soundfile
 from playwright.sync_api import Page, sync_playwright
 
 from asr import captions
+from client.files import Segment
 from tests.conftest import speak
 from training.metrics import cer
 
@@ -53,11 +54,6 @@ def chromium(name: str, microphone: Path | None = None, allow: bool = True) -> I
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=ARTIFACTS / f"{name}.png", full_page=True)
             browser.close()
-
-
-class Segment:
-    def __init__(self, start: float, end: float, text: str):
-        self.start, self.end, self.text = start, end, text
 
 
 def test_a_file_gives_words_that_seek_the_player_highlight_and_download(server, spoken):

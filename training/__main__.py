@@ -13,7 +13,7 @@ import numpy as np
 from tqdm import tqdm
 
 from asr import checkpoint
-from asr.beam import BeamDecoder, DecodingDefaults, LanguageModel
+from asr.beam import BeamDecoder, BeamOptions, DecodingDefaults, LanguageModel
 from asr.decoding import greedy_decode
 from asr.model import AcousticModel, ModelConfig
 from asr.text import normalise
@@ -171,8 +171,8 @@ def _tune_lm(args: argparse.Namespace) -> None:
     grid = tuning.grid_search(decoder, log_probs, references, frame_seconds, args.alpha, args.beta, args.beam)
     best = tuning.best_point(grid)
     defaults = dataclasses.replace(bundle.defaults, alpha=best.alpha, beta=best.beta, beam_size=args.beam)
-    decoder = BeamDecoder(dataclasses.replace(bundle, defaults=defaults))
-    evidence, outcomes = tuning.word_evidence(decoder, log_probs, references, frame_seconds)
+    chosen = BeamOptions(beam_size=args.beam, alpha=best.alpha, beta=best.beta)
+    evidence, outcomes = tuning.word_evidence(decoder, log_probs, references, frame_seconds, chosen)
     calibration = tuning.fit_calibration(evidence, outcomes)
     calibrated = np.array([calibration(tuple(e)) for e in evidence])
     about = bundle.about | {

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from asr.beam import BeamDecoder, BeamOptions, Calibration
+from asr.beam import LM_DEFAULTS, BeamDecoder, BeamOptions, Calibration
 from asr.decoding import Transcript
 from training.metrics import cer, wer
 
@@ -50,12 +50,16 @@ def best_point(grid: list[GridPoint]) -> GridPoint:
 
 
 def word_evidence(
-    decoder: BeamDecoder, log_probs: list[torch.Tensor], references: list[str], frame_seconds: float
+    decoder: BeamDecoder,
+    log_probs: list[torch.Tensor],
+    references: list[str],
+    frame_seconds: float,
+    options: BeamOptions = LM_DEFAULTS,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Every best-hypothesis word's evidence (rows of :class:`Calibration` inputs) and whether it is right."""
     evidence, outcomes = [], []
     for lp, reference in zip(tqdm(log_probs, desc="word evidence", unit="utt"), references, strict=True):
-        best = decoder.hypotheses(lp, frame_seconds)[0]
+        best = decoder.hypotheses(lp, frame_seconds, options=options)[0]
         evidence += best.evidence
         outcomes += word_outcomes(reference, best.transcript)
     return np.array(evidence, dtype=np.float64).reshape(-1, 2), np.array(outcomes, dtype=np.float64)
