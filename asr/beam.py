@@ -12,10 +12,10 @@ frame-by-frame path, which gives words their times and letter posteriors as in g
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import math
 import os
+import threading
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -43,6 +43,9 @@ DEFAULT_LM = Path(__file__).parent / "models" / "default-lm.json"
 _END_OF_WORD = torch.full((1, NUM_CLASSES), -1e4).index_fill_(1, torch.tensor([_SPACE]), 0.0)
 MAX_BEAM_SIZE = 1024
 """Bounds what one request may cost: the decoding time grows about linearly with the beam."""
+MAX_HOTWORD_LETTERS = 48
+"""Longer than any English word. flashlight builds and smears its word tree by recursion: one hotword of
+100,000 letters overflowed the stack and killed the process."""
 _EVIDENCE_HYPOTHESES = 8
 """Hypotheses of the final beam that vote on each word's confidence."""
 
@@ -188,7 +191,12 @@ class BeamDecoder:
                 dictionary.add_entry(word)
             with _quiet_stderr():  # KenLM draws a progress bar on the process's stderr
                 self.kenlm = KenLM(str(lm.arpa), dictionary)
-        self._trie(())
+        self._entries = [([*encode(w), _SPACE], i, self._unigram(i)) for i, w in enumerate(self.words)]
+        self._lexicon = self._trie(())
+        self._extended: tuple[tuple, Trie] | None = None
+        """The last trie built with hotwords the lexicon lacks, and which ones: one at a time, since each
+        holds a whole copy of the lexicon (flashlight's Python binding cannot share its nodes safely)."""
+        self._building = threading.Lock()
 
     def _unigram(self, index: int) -> float:
         if self.kenlm is None:
@@ -199,20 +207,26 @@ class BeamDecoder:
         """The LM's log10 probability of ``word`` opening a sentence; ``<unk>``'s for words it does not know."""
         return self._unigram(self.index.get(word, self.unknown))
 
-    @functools.lru_cache(maxsize=32)  # noqa: B019 -- the decoder lives as long as the process
     def _trie(self, new_words: tuple[tuple[int, str, float], ...]) -> Trie:
         """The lexicon, plus hotwords it lacks; those it has get their boost from the LM alone."""
-        if new_words:
-            base = self._entries
-        else:
-            base = self._entries = [([*encode(w), _SPACE], i, self._unigram(i)) for i, w in enumerate(self.words)]
         trie = Trie(NUM_CLASSES, _SPACE)
-        for spelling, i, score in base:
+        for spelling, i, score in self._entries:
             trie.insert(spelling, i, score)
         for i, word, boost in new_words:
             trie.insert([*encode(word), _SPACE], i, self._unigram(i) + boost)
         trie.smear(SmearingMode.MAX)
         return trie
+
+    def _trie_with(self, new_words: tuple[tuple[int, str, float], ...]) -> Trie:
+        """The lexicon's trie, or one extended by ``new_words``: built once while requests repeat them, and
+        one at a time, so that their memory stays bounded however many distinct sets arrive."""
+        if not new_words:
+            return self._lexicon
+        with self._building:
+            if self._extended is None or self._extended[0] != new_words:
+                self._extended = None  # freed before its successor is built
+                self._extended = (new_words, self._trie(new_words))
+            return self._extended[1]
 
     def hypotheses(
         self,
@@ -227,6 +241,8 @@ class BeamDecoder:
         if emissions.shape[0] == 0:
             return [Hypothesis(Transcript(""), [])]
         boost = d.hotword_boost if options.hotword_boost is None else options.hotword_boost
+        if long := [w for w in options.hotwords if len(w) > MAX_HOTWORD_LETTERS]:
+            raise ValueError(f"hotwords may have at most {MAX_HOTWORD_LETTERS} letters, not {len(long[0])}")
         asked = dict.fromkeys(w for w in options.hotwords if spelled(w))
         hotwords = tuple((self.index.get(w, self.unknown + 1 + j), w, boost) for j, w in enumerate(asked))
         new_words = {i: w for i, w, _ in hotwords if i > self.unknown}
@@ -245,7 +261,7 @@ class BeamDecoder:
                 log_add=True,  # merged prefixes sum their paths' probabilities: CTC prefix search
                 criterion_type=CriterionType.CTC,
             ),
-            self._trie(tuple(h for h in hotwords if h[0] in new_words)),
+            self._trie_with(tuple(h for h in hotwords if h[0] in new_words)),
             lm,
             _SPACE,
             BLANK,

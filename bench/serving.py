@@ -107,13 +107,15 @@ FORMATS = {
 def encode(waveform: torch.Tensor, sample_rate: int, kind: str) -> bytes:
     """``(channels, samples)`` audio as a file of ``kind`` (a key of :data:`FORMATS`), encoded by FFmpeg."""
     container, codec = FORMATS[kind]
-    layout = {1: "mono", 2: "stereo", 6: "5.1"}[waveform.shape[0]]
+    layout = {1: "mono", 2: "stereo", 6: "5.1", 8: "7.1"}[waveform.shape[0]]
     buffer = io.BytesIO()
     with av.open(buffer, "w", format=container) as out:
         stream = out.add_stream(codec, rate=sample_rate, layout=layout)
         if codec == "vorbis":
             stream.codec_context.options = {"strict": "experimental"}
-        frame = av.AudioFrame.from_ndarray(waveform.numpy().astype(np.float32), format="fltp", layout=layout)
+        # Packed: PyAV's planar conversion fails from 8 channels on.
+        interleaved = waveform.numpy().astype(np.float32).T.reshape(1, -1)
+        frame = av.AudioFrame.from_ndarray(interleaved, format="flt", layout=layout)
         frame.sample_rate = sample_rate
         for packet in [*stream.encode(frame), *stream.encode(None)]:
             out.mux(packet)

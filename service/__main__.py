@@ -2,7 +2,7 @@
 
 import uvicorn
 
-from service import logs
+from service import connections, logs
 from service.app import create_app
 from service.settings import Settings
 from service.shutdown import Server
@@ -20,6 +20,9 @@ def main() -> None:
         access_log=False,  # service.logs writes it, without query strings
         timeout_graceful_shutdown=1,
         ws_max_size=settings.stream_max_message_bytes,
+        http=connections.protocol(settings),
+        ws=connections.WebSocket,
+        timeout_keep_alive=settings.keep_alive_seconds,
     )
     Server(config, app).run()
 

@@ -126,7 +126,8 @@ class Batcher:
             self.on_batch(BatchStats(size=len(batch), run_seconds=time.perf_counter() - started))
 
     def _run_splitting(self, batch: list[_Job]) -> list[object | Exception]:
-        """Each item's result or error. Out of device memory, the halves run instead, down to single items."""
+        """Each item's result or error. A batch that fails runs again in halves, down to single items, so that
+        only the item at fault fails (out of device memory: one too big alone; an exception: the culprit)."""
         try:
             return self.run([job.item for job in batch])
         except torch.OutOfMemoryError as error:
@@ -136,11 +137,13 @@ class Batcher:
             log.warning("out of memory on a batch of %d clips; running it in halves", len(batch))
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
-            half = len(batch) // 2
-            return self._run_splitting(batch[:half]) + self._run_splitting(batch[half:])
-        except Exception as error:  # a bad batch fails its callers, never the worker
-            log.exception("a batch of %d failed", len(batch))
-            return [error] * len(batch)
+        except Exception as error:  # a bad item fails its caller, never the worker or its batch-mates
+            if len(batch) == 1:
+                log.exception("a batch of 1 failed (%.1f s of audio)", batch[0].samples / self.sample_rate)
+                return [error]
+            log.warning("a batch of %d failed (%s: %s); running it in halves", len(batch), type(error).__name__, error)
+        half = len(batch) // 2
+        return self._run_splitting(batch[:half]) + self._run_splitting(batch[half:])
 
     def _next_batch(self) -> list[_Job] | None:
         """Wait for work, then let it gather for up to ``max_wait_ms`` unless a batch is already full."""

@@ -8,11 +8,13 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from asr.beam import MAX_BEAM_SIZE, BeamOptions, spelled
+from asr.beam import MAX_BEAM_SIZE, MAX_HOTWORD_LETTERS, BeamOptions, spelled
 from asr.text import normalise
 from service.engine import Engine
 
 MAX_HOTWORDS = 100
+MAX_HOTWORDS_TEXT = 8192
+"""Characters of hotword text in all (each entry counts one more), checked before any of it is normalised."""
 MAX_ALTERNATIVES = 10
 
 
@@ -44,13 +46,19 @@ class DecodingQuery(BaseModel):
 def hotword_list(phrases: Iterable[object]) -> tuple[str, ...]:
     """The distinct words of ``phrases`` (comma-separated text allowed), normalised to the model's alphabet."""
     words: dict[str, None] = {}
+    size = 0
     for phrase in phrases:
         if not isinstance(phrase, str):
-            raise InvalidOption("hotwords", f"each entry must be text, not {phrase!r}")
+            raise InvalidOption("hotwords", f"each entry must be text, not {phrase!r:.40}")
+        size += len(phrase) + 1
+        if size > MAX_HOTWORDS_TEXT:
+            raise InvalidOption("hotwords", f"at most {MAX_HOTWORDS_TEXT} characters in all")
         for part in phrase.split(","):
             text = normalise(part)
             if part.strip() and not text:
                 raise InvalidOption("hotwords", f"{part.strip()!r} has nothing the model can spell (a-z, ')")
+            if long := [w for w in text.split() if len(w) > MAX_HOTWORD_LETTERS]:
+                raise InvalidOption("hotwords", f"{long[0]:.20}... is longer than {MAX_HOTWORD_LETTERS} letters")
             words.update(dict.fromkeys(w for w in text.split() if spelled(w)))
     if len(words) > MAX_HOTWORDS:
         raise InvalidOption("hotwords", f"at most {MAX_HOTWORDS} words, not {len(words)}")

@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from service.batching import Stopped
 
@@ -29,12 +30,15 @@ class ApiError(StarletteHTTPException):
         self.status, self.code, self.message, self.param = status, code, message, param
 
 
+def error_body(status: int, code: str, message: str, param: str | None = None) -> dict:
+    kind = "invalid_request_error" if status < 500 else "server_error"
+    return {"error": {"code": code, "message": message, "type": kind, "param": param}}
+
+
 def error_response(
     status: int, code: str, message: str, param: str | None = None, headers: dict[str, str] | None = None
 ) -> JSONResponse:
-    kind = "invalid_request_error" if status < 500 else "server_error"
-    body = {"code": code, "message": message, "type": kind, "param": param}
-    return JSONResponse({"error": body}, status_code=status, headers=headers)
+    return JSONResponse(error_body(status, code, message, param), status_code=status, headers=headers)
 
 
 def describe(errors: Sequence[dict]) -> str:
@@ -56,6 +60,11 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
         return error_response(error.status_code, "http_error", str(error.detail))
+
+    @app.exception_handler(ClientDisconnect)
+    async def client_gone(_: Request, error: ClientDisconnect) -> JSONResponse:
+        """Nobody reads this answer; it is what the access log and the metrics record (nginx's code)."""
+        return error_response(499, "client_closed_request", "the client closed the connection mid-request")
 
     @app.exception_handler(Stopped)
     async def stopped(_: Request, error: Stopped) -> JSONResponse:

@@ -20,19 +20,15 @@ import torch
 
 from asr.audio import AudioDecodeError, Source, stream
 from asr.decoding import Transcript, Word
-from asr.features import FeatureConfig, prepare_waveform
+from asr.features import FeatureConfig, downmix, prepare_waveform
 
 log = logging.getLogger("service")
-
-
-class AudioTooLong(Exception):
-    """The file runs past the longest duration the service accepts."""
 
 
 @dataclass(frozen=True)
 class Window:
     waveform: torch.Tensor
-    """``(channels, samples)`` at the file's rate."""
+    """``(1, samples)`` at the file's rate: its channels downmixed."""
     sample_rate: int
     start: float
     """Seconds from the start of the file."""
@@ -42,7 +38,10 @@ class Window:
 
 
 def windows(pieces: Iterator[tuple[torch.Tensor, int]], seconds: float, overlap: float) -> Iterator[Window]:
-    """Cut decoded pieces into windows of ``seconds`` that overlap by ``overlap``, holding about one window."""
+    """Cut decoded pieces into mono windows of ``seconds`` that overlap by ``overlap``, holding about one window.
+
+    Each piece is downmixed as it comes, so memory does not grow with the channel count, and a file whose
+    channel count changes partway cuts like any other."""
     buffer: list[torch.Tensor] = []
     held = start = 0
     rate = size = hop = 0
@@ -50,7 +49,7 @@ def windows(pieces: Iterator[tuple[torch.Tensor, int]], seconds: float, overlap:
         if not rate:
             rate = piece_rate
             size, hop = round(seconds * rate), round((seconds - overlap) * rate)
-        buffer.append(piece)
+        buffer.append(downmix(piece))
         held += piece.shape[-1]
         while held > size:  # audio follows this window, so it is not the last
             audio = torch.cat(buffer, dim=-1)
@@ -93,10 +92,11 @@ async def transcribe_file(
     """Decode ``source`` in a thread, window by window, with at most ``in_flight`` windows queued at once;
     ``recognise`` turns a window's mono waveform into its transcript.
 
-    A file longer than ``max_seconds`` raises :class:`AudioTooLong` as soon as decoding gets there.
+    A file longer than ``max_seconds`` raises :class:`asr.audio.AudioTooLong`: before decoding where its
+    container says how long it is, otherwise as soon as decoding gets there.
     """
     started = time.perf_counter()
-    cut = windows(stream(source), window_seconds, overlap_seconds)
+    cut = windows(stream(source, max_seconds), window_seconds, overlap_seconds)
     pending: list[tuple[Window, asyncio.Task]] = []
     words: list[Word] = []
     duration = 0.0
@@ -111,8 +111,6 @@ async def transcribe_file(
             window, mono = item
             count += 1
             duration = window.start + window.waveform.shape[-1] / window.sample_rate
-            if duration > max_seconds:
-                raise AudioTooLong(f"longer than the limit of {max_seconds:g} s (ASR_MAX_DURATION_SECONDS)")
             pending.append((window, asyncio.ensure_future(recognise(mono))))
             if len(pending) == in_flight:
                 done, task = pending.pop(0)

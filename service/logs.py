@@ -50,11 +50,24 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry)
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
+
+
+def printable(text: str) -> str:
+    """``text`` on one line: control characters as ``\\xNN``, so that a ``%0a`` in a path cannot forge a line."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1] if ord(m.group()) < 128 else ascii(m.group())[1:-1], text)
+
+
 class TextFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
+    """Lines for people: the message on one line (escaped), then any traceback."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
         rid = request_id.get()
-        line = redact(super().format(record))
+        line = printable(redact(super().formatMessage(record)))
         return f"{line} [{rid}]" if rid else line
+
+    def formatException(self, ei) -> str:  # noqa: N802
+        return redact(super().formatException(ei))
 
 
 def config(level: str, fmt: str) -> dict:

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from asr.audio import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
 from asr.beam import DEFAULT_LM, MAX_BEAM_SIZE, BeamOptions
 from asr.checkpoint import DEFAULT_CHECKPOINT
 from asr.precision import Precision
@@ -38,6 +39,20 @@ class Settings(BaseSettings):
     request_timeout_seconds: float = Field(600.0, gt=0, description="Deadline for one file's transcription.")
     max_queue: int = Field(256, gt=0, description="Clips waiting for the inference worker beyond which files get 503.")
     max_streams: int = Field(64, gt=0, description="Open streams beyond which new ones are refused (close 1013).")
+    max_connections: int = Field(
+        1000, gt=0, description="Open connections (HTTP and WebSocket) beyond which new ones get 503 and are closed."
+    )
+    header_timeout_seconds: float = Field(
+        10.0, gt=0, description="Time a connection has to send a request's line and headers (408, closed)."
+    )
+    max_header_bytes: int = Field(65536, gt=0, description="Largest request line and headers together (431, closed).")
+    body_timeout_seconds: float = Field(
+        30.0, gt=0, description="Longest pause in an upload, and the time after which its pace is checked (408)."
+    )
+    min_upload_bytes_per_second: float = Field(
+        1024.0, ge=0, description="Slowest average upload accepted once ASR_BODY_TIMEOUT_SECONDS have passed (408)."
+    )
+    keep_alive_seconds: float = Field(5.0, gt=0, description="How long an idle keep-alive connection stays open.")
     log_level: str = Field("info", description="Log level: debug, info, warning or error.")
     log_format: Literal["json", "text"] = Field("json", description="json: one object per line; text: for people.")
     api_keys: SecretStr = Field(SecretStr(""), description="Comma-separated API keys; when any is set, /v1/ needs one.")
@@ -54,7 +69,9 @@ class Settings(BaseSettings):
     window_overlap_seconds: float = Field(4.0, ge=0, description="Overlap between neighbouring windows.")
     windows_in_flight: int = Field(4, gt=0, description="Windows of one file queued at once (bounds its memory).")
 
-    stream_sample_rate: int = Field(16000, ge=4000, le=192000, description="PCM rate of streams sent no config.")
+    stream_sample_rate: int = Field(
+        16000, ge=MIN_SAMPLE_RATE, le=MAX_SAMPLE_RATE, description="PCM rate of streams sent no config."
+    )
     stream_endpoint_silence_ms: float = Field(500.0, gt=0, description="A pause this long ends an utterance.")
     stream_max_utterance_seconds: float = Field(15.0, gt=0, description="Unbroken speech is cut this often.")
     stream_partial_interval_ms: float = Field(400.0, gt=0, description="New audio between two partial results.")

@@ -5,7 +5,8 @@ so the drain runs first, while the server still serves: ``/ready`` turns 503 (lo
 sending), new recognition requests get 503 ``shutting_down``, open streams send their final result
 and close with 1001, and requests in flight finish, for up to ``ASR_DRAIN_SECONDS``. Then the
 inference worker stops, so whatever is still waiting for it fails fast with 503 ``shutting_down``,
-and uvicorn shuts down. A second signal stops at once.
+as does an upload still arriving, and uvicorn shuts down. A second signal cuts the drain short, with
+the same answers at once; a third stops without them.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ class Drain:
         self.seconds = seconds
         self.in_flight = 0
         self.started = asyncio.Event()
+        self.expired = asyncio.Event()
+        """Set when the drain time is up (or cut short): what still runs is answered 503."""
+        self._hurry = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -53,13 +57,20 @@ class Drain:
                 self._idle.set()
 
     async def run(self) -> None:
-        """Stop taking work and wait for what is in flight, up to ``seconds``."""
+        """Stop taking work and wait for what is in flight, up to ``seconds`` or until :meth:`hurry`."""
         self.started.set()
         log.info("draining: %d requests and streams in flight, up to %g s", self.in_flight, self.seconds)
-        try:
-            await asyncio.wait_for(self._idle.wait(), self.seconds)
-        except TimeoutError:
+        idle, hurry = asyncio.ensure_future(self._idle.wait()), asyncio.ensure_future(self._hurry.wait())
+        await asyncio.wait({idle, hurry}, timeout=self.seconds, return_when=asyncio.FIRST_COMPLETED)
+        idle.cancel()
+        hurry.cancel()
+        if self.in_flight:
             log.warning("drain time is up with %d requests and streams still in flight", self.in_flight)
+        self.expired.set()
+
+    def hurry(self) -> None:
+        """End the drain now (a second signal)."""
+        self._hurry.set()
 
 
 class DrainGate:
@@ -90,6 +101,7 @@ class Server(uvicorn.Server):
         self.app = app
         self._loop: asyncio.AbstractEventLoop | None = None
         self._draining: asyncio.Task | None = None
+        self._signals = 0
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         self._loop = asyncio.get_running_loop()
@@ -97,10 +109,11 @@ class Server(uvicorn.Server):
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         """Runs as the signal handler; the drain itself starts on the event loop."""
-        if self._loop is None or self._draining is not None:  # not serving yet, or a second signal: stop now
+        self._signals += 1
+        if self._loop is None or self._signals > 2:  # not serving yet, or a third signal: stop now
             self.should_exit = True
             return
-        self._loop.call_soon_threadsafe(self._start_drain)
+        self._loop.call_soon_threadsafe(self._start_drain if self._signals == 1 else self.app.state.drain.hurry)
 
     def _start_drain(self) -> None:
         if self._draining is None:

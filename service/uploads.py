@@ -15,12 +15,12 @@ from typing import BinaryIO
 import torch
 from fastapi import Request
 
-from asr.audio import AudioDecodeError
+from asr.audio import AudioDecodeError, AudioTooLong
 from asr.beam import BeamOptions
 from asr.decoding import Transcript
 from service.engine import Engine
 from service.errors import ApiError
-from service.files import AudioTooLong, FileTranscript, transcribe_file
+from service.files import FileTranscript, transcribe_file
 from service.metrics import Metrics
 from service.settings import Settings
 
@@ -82,7 +82,7 @@ async def recognise(
     except AudioDecodeError as error:
         raise ApiError(400, "invalid_audio", f"{name}: {error}") from None
     except AudioTooLong as error:
-        raise ApiError(413, "audio_too_long", f"{name}: {error}") from None
+        raise ApiError(413, "audio_too_long", f"{name}: {error} (ASR_MAX_DURATION_SECONDS)") from None
     metrics.audio.labels("file").inc(result.duration)
     return result
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +16,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from bench.serving import serve
-from service.logs import redact
+from service.logs import TextFormatter, redact
 from service.settings import Settings
 from tests.conftest import speak
 from tests.test_shutdown import wait_until
@@ -192,3 +194,16 @@ def test_redaction_blanks_bearer_tokens_and_api_key_parameters():
         redact(line)
         == 'WebSocket /v1/stream?rate=8000&api_key=[redacted] "Authorization: Bearer [redacted]" [accepted]'
     )
+
+
+def test_the_text_format_keeps_each_message_on_its_line_so_a_path_cannot_forge_one():
+    """Paths arrive percent-decoded: ``/a%0aINFO: ...`` must not start a line of its own."""
+    formatter = TextFormatter("%(levelname)s: %(message)s")
+    forged = logging.LogRecord("service.access", logging.INFO, "", 0, "GET %s 404", ("/a\nINFO: key=x\r",), None)
+    assert formatter.format(forged) == "INFO: GET /a\\nINFO: key=x\\r 404"
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        failed = logging.LogRecord("service", logging.ERROR, "", 0, "failed", (), sys.exc_info())
+    lines = formatter.format(failed).splitlines()
+    assert lines[0] == "ERROR: failed" and lines[-1] == "ValueError: boom"  # tracebacks keep their lines

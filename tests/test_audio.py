@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import struct
+import subprocess
 
 import av
 import numpy as np
@@ -10,7 +12,7 @@ import pytest
 import soundfile
 import torch
 
-from asr.audio import AudioDecodeError, decode, stream
+from asr.audio import AudioDecodeError, AudioTooLong, decode, stream
 from asr.features import FeatureConfig, prepare_waveform
 from bench.serving import FORMATS, encode
 from tests.conftest import speak
@@ -87,3 +89,101 @@ def test_a_truncated_file_is_an_error_or_its_prefix():
     except AudioDecodeError:
         return
     assert 0 < waveform.shape[-1] < 16000 * 3
+
+
+def wav_bytes(samples: np.ndarray, rate: int, float_samples: bool = False) -> bytes:
+    """``(samples, channels)`` as a WAV file written by hand, so that its header may say anything."""
+    data = samples.astype("<f4" if float_samples else "<i2").tobytes()
+    channels, width = samples.shape[1], 4 if float_samples else 2
+    fmt = struct.pack(
+        "<HHIIHH", 3 if float_samples else 1, channels, rate, rate * channels * width, channels * width, width * 8
+    )
+    return (
+        b"RIFF"
+        + struct.pack("<I", 36 + len(data))
+        + b"WAVEfmt "
+        + struct.pack("<I", 16)
+        + fmt
+        + b"data"
+        + struct.pack("<I", len(data))
+        + data
+    )
+
+
+@pytest.mark.parametrize("channels", [8, 16, 64])
+def test_files_of_eight_to_64_channels_decode(channels):
+    """PyAV's conversion of planar frames of 8 or more channels crashed the process (a 60-byte WAV did it)."""
+    tone = np.sin(np.arange(1600) / 5)[:, None] * 8000 * np.linspace(0.1, 1, channels)
+    waveform, rate = decode(wav_bytes(tone, 16000))
+    assert rate == 16000 and waveform.shape == (channels, 1600)
+    assert torch.allclose(waveform[-1], torch.from_numpy(tone[:, -1].astype(np.int16) / 32768).float())
+
+
+def test_planar_codecs_of_eight_channels_decode(tmp_path):
+    """Vorbis decodes to planar floats: the format whose conversion crashed."""
+    path = tmp_path / "8.ogg"
+    subprocess.run(["sox", "-n", "-c", "8", "-r", "16000", str(path), "synth", "0.5", "sine", "440"], check=True)
+    waveform, rate = decode(path)
+    assert waveform.shape[0] == 8 and rate == 16000 and waveform.abs().max() > 0.5
+
+
+def test_more_than_64_channels_are_refused_by_name():
+    with pytest.raises(AudioDecodeError, match="the audio has 65 channels; at most 64 are supported"):
+        decode(wav_bytes(np.zeros((100, 65)), 16000))
+
+
+@pytest.mark.parametrize("rate", [1, 3999, 192001])
+def test_sample_rates_outside_4_to_192_khz_are_refused_before_decoding(rate):
+    """A 1.2 KB WAV at 1 Hz claimed 600 s and cost 37 s of CPU."""
+    with pytest.raises(AudioDecodeError, match="the sample rate must be a number from 4000 to 192000 Hz"):
+        decode(wav_bytes(np.zeros((600, 1)), rate))
+
+
+def claiming(flac: bytes, seconds: float, rate: int) -> bytes:
+    """``flac`` with its STREAMINFO block saying it holds ``seconds`` of audio at ``rate``."""
+    fields = int.from_bytes(flac[18:26], "big")
+    fields = fields & ~((1 << 36) - 1) | round(seconds * rate)  # the low 36 bits count the samples
+    return flac[:18] + fields.to_bytes(8, "big") + flac[26:]
+
+
+def test_a_header_that_claims_more_than_the_limit_is_refused_before_decoding():
+    flac = encode(torch.zeros(1, 8000), 8000, "flac")
+    with pytest.raises(AudioTooLong, match="the file says it lasts 3600 s, longer than 30 s"):
+        next(stream(claiming(flac, 3600, 8000), max_seconds=30))
+    assert sum(p.shape[-1] for p, _ in stream(claiming(flac, 20, 8000), max_seconds=30)) == 8000
+
+
+def test_decoding_stops_at_the_limit_where_the_header_says_nothing():
+    data = encode(torch.zeros(1, 16000 * 40), 16000, "mp3")
+    with pytest.raises(AudioTooLong, match="longer than 30 s"):
+        for _ in stream(data[: len(data) // 2] + data[len(data) // 2 :], max_seconds=30):
+            pass
+
+
+def test_float_samples_beyond_full_scale_are_clipped_to_it():
+    """Samples near 1e30 overflowed the features, and the int8 model then failed the whole batch."""
+    samples = np.array([[0.5], [-3.0], [1e30], [-1e30]])
+    waveform, _ = decode(wav_bytes(samples, 16000, float_samples=True))
+    assert waveform[0].tolist() == [0.5, -1.0, 1.0, -1.0]
+
+
+def test_a_stream_that_changes_channel_count_partway_decodes_at_one_rate():
+    """ADTS frames stand alone: a mono AAC stream followed by a stereo one at another rate, as some broadcasts send."""
+    mono, stereo = adts(torch.zeros(1, 16000), 16000), adts(torch.zeros(2, 22050) + 0.1, 22050)
+    pieces = list(stream(mono + stereo))
+    assert {rate for _, rate in pieces} == {16000}
+    assert {p.shape[0] for p, _ in pieces} == {1, 2}
+    waveform, rate = decode(mono + stereo)
+    assert waveform.shape[0] == 1 and waveform.shape[1] / rate == pytest.approx(2.0, abs=0.25)
+
+
+def adts(waveform: torch.Tensor, rate: int) -> bytes:
+    layout = {1: "mono", 2: "stereo"}[waveform.shape[0]]
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="adts") as out:
+        track = out.add_stream("aac", rate=rate, layout=layout)
+        frame = av.AudioFrame.from_ndarray(waveform.numpy().astype(np.float32), format="fltp", layout=layout)
+        frame.sample_rate = rate
+        for packet in [*track.encode(frame), *track.encode(None)]:
+            out.mux(packet)
+    return buffer.getvalue()

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 import torch
 from websockets.exceptions import ConnectionClosed
@@ -30,6 +31,7 @@ from asr.audio import decode
 from asr.features import FeatureConfig, prepare_waveform
 from bench.serving import encode, serve
 from tests.conftest import speak
+from tests.test_audio import adts, claiming, wav_bytes
 from tests.test_shutdown import long_wav, metric, post_in_background, wait_until
 from tests.test_stream_api import pcm, session
 from training.metrics import cer
@@ -41,7 +43,13 @@ LIMITS = {
     "max_duration_seconds": 30,
     "stream_idle_seconds": 1.5,
     "max_streams": 3,
-    "stream_max_message_bytes": 65536,
+    "stream_max_message_bytes": 262144,
+    "max_connections": 12,
+    "header_timeout_seconds": 1,
+    "max_header_bytes": 8192,
+    "body_timeout_seconds": 1,
+    "min_upload_bytes_per_second": 20000,
+    "keep_alive_seconds": 1,
 }
 """The limited server's settings: small enough to reach in a test."""
 
@@ -245,6 +253,161 @@ def _client_gone(s: Servers) -> None:
         assert windows < 15  # of the 300 s file's 19 windows, only those before the disconnect ran
 
 
+def _address(s: Servers) -> tuple[str, int]:
+    host, port = s.limited.removeprefix("http://").split(":")
+    return host, int(port)
+
+
+def _raw(s: Servers, *parts: bytes, pause: float = 0.0, timeout: float = 10) -> bytes:
+    """Send ``parts`` on a fresh connection, ``pause`` seconds apart, and read until the server closes it."""
+    with socket.create_connection(_address(s)) as sock:
+        sock.settimeout(timeout)
+        try:
+            for part in parts:
+                sock.sendall(part)
+                time.sleep(pause)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        chunks = []
+        with contextlib.suppress(ConnectionResetError):
+            chunks = list(iter(lambda: sock.recv(65536), b""))
+    return b"".join(chunks)
+
+
+def _json_refusal(reply: bytes, status: int, code: str) -> None:
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 %d " % status), reply[:300]
+    assert b"content-type: application/json" in head.lower(), head
+    assert json.loads(body)["error"]["code"] == code
+
+
+def _eight_channel_header() -> bytes:
+    """The 60-byte file that crashed the process: a WAV header of 8 channels and one frame."""
+    return wav_bytes(np.zeros((1, 8)), 16000)
+
+
+def _huge_samples_beside_good_requests(s: Servers) -> None:
+    """Samples near 1e30 overflowed the features, and the int8 model then failed the whole batch."""
+    huge = wav_bytes((_speech(16000)[0].numpy() * 1e30)[:, None], 16000, float_samples=True)
+    results: dict[int, httpx.Response] = {}
+    threads = [
+        threading.Thread(target=lambda i=i: results.update({i: _post(s.limited, huge if i == 0 else speak(TEXT))}))
+        for i in range(4)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert results[0].status_code == 200, results[0].text
+    for i in (1, 2, 3):
+        _reads(results[i])
+
+
+def _hangs_up_mid_upload(s: Servers) -> None:
+    with socket.create_connection(_address(s)) as sock:
+        sock.sendall(
+            b"POST /v1/transcribe HTTP/1.1\r\nHost: x\r\nX-Request-ID: hangs-up\r\nContent-Length: 100000\r\n\r\n"
+        )
+        sock.sendall(b"\0" * 1000)
+        time.sleep(0.2)
+    wait_until(lambda: '"request_id": "hangs-up"' in s.log.read_text())
+    [line] = [json.loads(line) for line in s.log.read_text().splitlines() if '"request_id": "hangs-up"' in line]
+    assert line["status"] == 499 and line["path"] == "/v1/transcribe"
+    assert 'asr_requests_total{route="/v1/transcribe",status="499"}' in httpx.get(f"{s.limited}/metrics").text
+
+
+def _digits_content_length(s: Servers) -> None:
+    """Zeros first, the parser reads 5,001 digits as the number they are; Python would not convert them."""
+    length = b"0" * 5000 + b"1"
+    assert _raw(s, b"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: %s\r\n\r\nx" % length).startswith(
+        b"HTTP/1.1 200"
+    )
+    reply = _raw(s, b"POST /v1/transcribe HTTP/1.1\r\nHost: x\r\nContent-Length: %s\r\n\r\nx" % length)
+    _json_refusal(reply, 400, "invalid_audio")
+    _json_refusal(_raw(s, b"GET /health HTTP/1.1\r\nContent-Length: %s\r\n\r\n" % (b"9" * 5001)), 400, "invalid_http")
+
+
+def _cannot_parse(s: Servers) -> None:
+    _json_refusal(_raw(s, b"GET / HTTP/1.1\r\nHost x\r\n\r\n"), 400, "invalid_http")
+    no_key = b"GET /v1/stream HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+    _json_refusal(_raw(s, no_key), 400, "invalid_websocket_handshake")
+
+
+def _head_never_ends(s: Servers) -> None:
+    started = time.monotonic()
+    _json_refusal(_raw(s, b"GET /health HTTP/1.1\r\n", b"Host: x\r\n", pause=0.6), 408, "request_timeout")
+    _json_refusal(_raw(s), 408, "request_timeout")  # a connection that sends nothing
+    assert time.monotonic() - started < 2 * LIMITS["header_timeout_seconds"] + 2
+
+
+def _head_too_large(s: Servers) -> None:
+    reply = _raw(s, b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n")
+    _json_refusal(reply, 431, "headers_too_large")
+
+
+def _upload(size: int) -> bytes:
+    return b"POST /v1/transcribe HTTP/1.1\r\nHost: x\r\nContent-Type: audio/wav\r\nContent-Length: %d\r\n\r\n" % size
+
+
+def _upload_stops(s: Servers) -> None:
+    _json_refusal(_raw(s, _upload(100_000), b"\0" * 1000), 408, "request_timeout")
+
+
+def _upload_trickles(s: Servers) -> None:
+    reply = _raw(s, _upload(100_000), *[b"\0" * 100] * 12, pause=0.2)
+    _json_refusal(reply, 408, "request_timeout")
+    assert b"ASR_MIN_UPLOAD_BYTES_PER_SECOND" in reply
+
+
+def _too_many_connections(s: Servers) -> None:
+    with contextlib.ExitStack() as stack:
+        socks = [
+            stack.enter_context(socket.create_connection(_address(s))) for _ in range(LIMITS["max_connections"] + 1)
+        ]
+        readable, _, _ = select.select(socks, [], [], LIMITS["header_timeout_seconds"] / 2)
+        assert readable, "no connection was refused"
+        readable[0].settimeout(5)
+        _json_refusal(b"".join(iter(lambda: readable[0].recv(65536), b"")), 503, "too_many_connections")
+    wait_until(lambda: httpx.get(f"{s.limited}/health").status_code == 200)
+
+
+def _idle_keep_alive(s: Servers) -> None:
+    with socket.create_connection(_address(s)) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock.settimeout(5)
+        started = time.monotonic()
+        reply = b"".join(iter(lambda: sock.recv(65536), b""))
+    assert reply.startswith(b"HTTP/1.1 200") and time.monotonic() - started < LIMITS["keep_alive_seconds"] + 2
+
+
+def _changes_channels(s: Servers) -> None:
+    mono, stereo = adts(_speech(16000), 16000), adts(_speech(16000, 2), 16000)
+    _reads(_post(s.limited, mono + stereo, "a.aac"), f"{TEXT} {TEXT}", 0.35)
+
+
+def _claims_too_long(s: Servers) -> None:
+    flac = claiming(encode(_speech(16000), 16000, "flac"), LIMITS["max_duration_seconds"] + 1, 16000)
+    _error(_post(s.limited, flac, "a.flac"), 413, "audio_too_long")
+
+
+def _odd_rate_stream(s: Servers) -> None:
+    rate = 191999
+    speech = torch.cat([torch.zeros(rate // 2), _speech(rate)[0], torch.zeros(rate)])
+    audio = (speech * 32767).to(torch.int16).numpy().tobytes()
+    with connect(_ws(s)) as ws:
+        ws.send(json.dumps({"config": {"sample_rate": rate}}))
+        replies = session(ws, audio, 2 * rate // 10)
+    assert cer([TEXT], [next(r["text"] for r in replies if "result" in r)]) <= 0.35
+
+
+def _huge_float_stream(s: Servers) -> None:
+    speech = torch.cat([_speech(16000)[0] * 1e30, torch.zeros(16000)])
+    with connect(_ws(s)) as ws:
+        ws.send(json.dumps({"config": {"sample_rate": 16000, "encoding": "pcm_f32le"}}))
+        replies = session(ws, speech.numpy().tobytes(), 12800)
+    assert any("result" in r for r in replies)
+
+
 HTTP_CASES = [
     Case("empty body", "400 `invalid_audio`", lambda s: _error(_post(s.limited, b""), 400, "invalid_audio")),
     Case(
@@ -362,6 +525,104 @@ HTTP_CASES = [
             "invalid_response_format",
         ),
     ),  # fmt: skip
+    Case(
+        "8-channel (7.1) FLAC",
+        "200: the text (channels are averaged)",
+        lambda s: _reads(_post(s.limited, encode(_speech(16000, 8), 16000, "flac"), "a.flac")),
+    ),
+    Case(
+        "a 60-byte WAV of 8 channels",
+        "200 with empty text",
+        lambda s: _reads(_post(s.limited, _eight_channel_header()), "", 0),
+    ),
+    Case(
+        "a WAV of 65 channels",
+        "400 `invalid_audio`: at most 64 channels",
+        lambda s: _error(_post(s.limited, wav_bytes(np.zeros((100, 65)), 16000)), 400, "invalid_audio"),
+    ),
+    Case(
+        "a WAV at 1 Hz",
+        "400 `invalid_audio`: the rate must be 4,000 to 192,000 Hz",
+        lambda s: _error(_post(s.limited, wav_bytes(np.zeros((600, 1)), 1)), 400, "invalid_audio"),
+    ),
+    Case(
+        "a WAV at 4001 Hz",
+        "200: the text (resampled in memory bounded per second of audio)",
+        lambda s: _reads(_post(s.limited, encode(_speech(4001), 4001, "wav")), at_most=0.5),
+    ),
+    Case(
+        "float WAV samples near 1e30, batched with good requests",
+        "200 for all: samples are clipped to full scale",
+        _huge_samples_beside_good_requests,
+    ),
+    Case(
+        "an AAC stream that changes channel count partway",
+        "200: the text of both parts",
+        _changes_channels,
+    ),
+    Case(
+        "a FLAC whose header claims more than `ASR_MAX_DURATION_SECONDS`",
+        "413 `audio_too_long` before decoding",
+        _claims_too_long,
+    ),
+    Case(
+        "a hotword of 100,000 letters",
+        "400 `invalid_hotwords`, naming the field",
+        lambda s: _error(
+            httpx.post(
+                f"{s.limited}/v1/audio/transcriptions",
+                files={"file": ("a.wav", speak(TEXT))},
+                data={"model": "whisper-1", "hotwords": "a" * 100_000},
+            ),
+            400,
+            "invalid_hotwords",
+        ),
+    ),  # fmt: skip
+    Case(
+        "a client that hangs up mid-upload",
+        "499 in the access log and the metrics; no traceback",
+        _hangs_up_mid_upload,
+    ),
+    Case(
+        "a `Content-Length` of 5,001 digits",
+        "read as the number it is when zeros lead, else 400 `invalid_http`; never a 500",
+        _digits_content_length,
+    ),
+    Case(
+        "a request the HTTP parser cannot read, or a bad WebSocket handshake",
+        "400 `invalid_http` or `invalid_websocket_handshake`, in the JSON error shape; closed",
+        _cannot_parse,
+    ),
+    Case(
+        "a connection whose request head never ends, or never starts",
+        "408 `request_timeout` after `ASR_HEADER_TIMEOUT_SECONDS`; closed",
+        _head_never_ends,
+    ),
+    Case(
+        "a request head past `ASR_MAX_HEADER_BYTES`",
+        "431 `headers_too_large`; closed",
+        _head_too_large,
+    ),
+    Case(
+        "an upload that stops midway",
+        "408 `request_timeout` after `ASR_BODY_TIMEOUT_SECONDS`",
+        _upload_stops,
+    ),
+    Case(
+        "an upload that trickles in",
+        "408 `request_timeout` below `ASR_MIN_UPLOAD_BYTES_PER_SECOND`",
+        _upload_trickles,
+    ),
+    Case(
+        "more connections than `ASR_MAX_CONNECTIONS`",
+        "503 `too_many_connections`, closed at once; `/health` answers once they go",
+        _too_many_connections,
+    ),
+    Case(
+        "an idle keep-alive connection",
+        "closed after `ASR_KEEP_ALIVE_SECONDS`",
+        _idle_keep_alive,
+    ),
 ]
 
 LOAD_CASES = [
@@ -437,12 +698,32 @@ STREAM_CASES = [
     ),  # fmt: skip
     Case("a client that vanishes mid-stream", "the stream is dropped; the server goes on", _disconnect_mid_stream),
     Case("more streams than `ASR_MAX_STREAMS`", "error message, close 1013", _too_many_streams),
+    Case(
+        "a config with `sample_rate` 191999",
+        "partials and results (resampled off the event loop, in bounded memory)",
+        _odd_rate_stream,
+    ),
+    Case("`pcm_f32le` samples near 1e30", "partials and results (clipped to full scale)", _huge_float_stream),
+    Case(
+        "a `phrase_list` word of 100,000 letters",
+        "error message, close 1007",
+        lambda s: _closes(s, [json.dumps({"config": {"phrase_list": ["a" * 100_000]}})], 1007, "phrase_list:"),
+    ),
+    Case(
+        "JSON nested 100,000 deep",
+        "error message, close 1007",
+        lambda s: _closes(s, ["[" * 100_000], 1007, "text messages must be JSON nested"),
+    ),
 ]
 
 ELSEWHERE = {
     "an exception inside a batch": (
         "500 `internal_error` naming it, for that batch's requests only; the worker goes on",
         "tests/test_service.py::test_a_failure_inside_recognition_is_a_json_500_naming_it_and_the_service_goes_on",
+    ),
+    "one clip that fails the model, batched with others": (
+        "the batch runs again in halves: only that clip's request fails",
+        "tests/test_batching.py::test_a_batch_that_fails_runs_again_without_the_culprit_so_only_the_culprit_fails",
     ),
     "out of device memory in a batch": (
         "the batch runs in halves, down to single clips; only a clip too big alone fails",
@@ -451,6 +732,18 @@ ELSEWHERE = {
     "SIGTERM": (
         "drain: 503 to new work, streams get their last result and 1001, work in flight finishes, exit 0",
         "tests/test_shutdown.py::test_sigterm_refuses_new_work_finishes_what_is_in_flight_and_exits_0",
+    ),
+    "a second SIGTERM": (
+        "the drain ends at once: work in flight gets 503 `shutting_down`, exit 0; a third signal stops at once",
+        "tests/test_shutdown.py::test_a_second_sigterm_ends_the_drain_with_json_503s_for_work_and_uploads_in_flight",
+    ),
+    "an upload still arriving when the drain ends": (
+        "503 `shutting_down`",
+        "tests/test_shutdown.py::test_a_second_sigterm_ends_the_drain_with_json_503s_for_work_and_uploads_in_flight",
+    ),
+    "distinct sets of hotwords the lexicon lacks, one after another": (
+        "one word tree with hotwords at a time (about 100 MB), not one per set",
+        "tests/test_beam.py::test_hotword_sets_cost_memory_once_not_each",
     ),
     "a request to `/v1/` without a valid API key": (
         "401 `invalid_api_key`, the same for a missing, malformed or wrong key",
@@ -464,6 +757,14 @@ ELSEWHERE = {
         "no CORS headers, so the browser refuses",
         "tests/test_access.py::test_cors_admits_the_configured_origin_only",
     ),
+    "an API key in a query string, header or Referer, behind `deploy/nginx.conf`": (
+        "in no log line of nginx or of the service",
+        "tests/test_proxy.py::test_keys_and_forged_lines_reach_no_log_of_the_proxy_or_the_replicas",
+    ),
+    "a `%0a` in a path, with `ASR_LOG_FORMAT=text`": (
+        "escaped: the access line stays one line",
+        "tests/test_access.py::test_the_text_format_keeps_each_message_on_its_line_so_a_path_cannot_forge_one",
+    ),
     "random or damaged bytes as an audio file (fuzzed)": (
         "audio, or a decode error (400); nothing else",
         "tests/test_fuzz.py::test_decoding_damaged_files_gives_audio_or_a_decode_error",
@@ -471,6 +772,18 @@ ELSEWHERE = {
     "random text and binary WebSocket messages (fuzzed)": (
         "one reply per audio message, or an error message and close 1003 or 1007",
         "tests/test_fuzz.py::test_any_audio_bytes_get_one_reply_each_or_a_1007",
+    ),
+    "any channel count and sample rate in a WAV header (fuzzed)": (
+        "audio of 1 to 64 channels at 4 to 192 kHz, or a decode error (400)",
+        "tests/test_fuzz.py::test_any_channel_count_and_sample_rate_in_a_header_gives_audio_or_a_decode_error",
+    ),
+    "finite float samples of any size, in files and streams (fuzzed)": (
+        "audio within full scale; replies, never an error",
+        "tests/test_fuzz.py::test_finite_float_audio_of_any_size_gets_replies_never_an_error",
+    ),
+    "hotwords of any size (fuzzed)": (
+        "at most 100 words of 48 letters, or 400 naming `hotwords`",
+        "tests/test_fuzz.py::test_hotwords_of_any_size_are_bounded_or_refused_by_name",
     ),
 }
 """Rows of the docs table that other test modules check, and the test that does."""

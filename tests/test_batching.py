@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -74,8 +75,8 @@ def test_a_clip_reads_the_same_alone_and_in_any_batch(transcriber, clips):
     assert [w.confidence for t in batched for w in t.words] == pytest.approx(confidences, rel=1e-5)
 
 
-def test_a_failing_batch_fails_only_its_callers_and_the_worker_goes_on():
-    calls: list[int] = []
+def failing_on_negative_clips(calls: list[int]) -> Callable[[list[torch.Tensor]], list[str]]:
+    """A model that fails any batch holding a clip of negative samples, and counts the batches it runs."""
 
     def run(waveforms):
         calls.append(len(waveforms))
@@ -83,8 +84,14 @@ def test_a_failing_batch_fails_only_its_callers_and_the_worker_goes_on():
             raise RuntimeError("injected failure")
         return [f"{w.numel()} samples" for w in waveforms]
 
+    return run
+
+
+def test_a_failing_batch_fails_only_its_callers_and_the_worker_goes_on():
+    calls: list[int] = []
+
     async def scenario():
-        batcher = Batcher(run, 16000, BatchLimits(max_wait_ms=0))
+        batcher = Batcher(failing_on_negative_clips(calls), 16000, BatchLimits(max_wait_ms=0))
         try:
             with pytest.raises(RuntimeError, match="injected failure"):
                 await batcher.transcribe(-torch.ones(10))
@@ -94,6 +101,24 @@ def test_a_failing_batch_fails_only_its_callers_and_the_worker_goes_on():
 
     assert asyncio.run(scenario()) == "20 samples"
     assert calls == [1, 1]
+
+
+def test_a_batch_that_fails_runs_again_without_the_culprit_so_only_the_culprit_fails():
+    """A clip that broke the int8 model failed every request batched with it, and closed their streams."""
+    calls: list[int] = []
+
+    async def scenario():
+        batcher = Batcher(failing_on_negative_clips(calls), 16000, BatchLimits(max_wait_ms=50))
+        try:
+            clips = [torch.ones(10), torch.ones(11), -torch.ones(12), torch.ones(13), torch.ones(14)]
+            return await asyncio.gather(*(batcher.transcribe(c) for c in clips), return_exceptions=True)
+        finally:
+            batcher.close()
+
+    results = asyncio.run(scenario())
+    assert results[:2] + results[3:] == ["10 samples", "11 samples", "13 samples", "14 samples"]
+    assert isinstance(results[2], RuntimeError)
+    assert calls[0] == 5 and len(calls) <= 1 + 2 + 2 + 2  # halves down to the culprit alone
 
 
 def test_a_cancelled_request_is_never_run():

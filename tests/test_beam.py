@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
 
-from asr.beam import BeamDecoder, BeamOptions, Calibration, LanguageModel
+from asr.beam import DEFAULT_LM, MAX_HOTWORD_LETTERS, BeamDecoder, BeamOptions, Calibration, LanguageModel
 from asr.decoding import Transcript, Word, greedy_decode
 from asr.text import ALPHABET
+from bench.serving import resident_mb
 from training.lm import estimate, write_arpa
 from training.tuning import expected_calibration_error, fit_calibration, word_outcomes
 
@@ -69,6 +72,26 @@ def test_a_hotword_wins_when_boosted_even_outside_the_vocabulary(lm):
     assert "zorx" not in decoder.decode(unknown, FRAME)[0].text
     assert decoder.decode(unknown, FRAME, options=BeamOptions(hotwords=("zorx",)))[0].text == "the zorx sat"
     assert "zorx" not in decoder.decode(unknown, FRAME)[0].text  # a request's hotwords do not stay
+
+
+def test_a_hotword_as_long_as_the_limit_is_spelled_and_a_longer_one_refused(lm):
+    """flashlight builds its word tree by recursion: one hotword of 100,000 letters killed the process."""
+    decoder, word = BeamDecoder(lm), "ab" * (MAX_HOTWORD_LETTERS // 2)
+    lp = posteriors(spoken(f"the {word} sat"))
+    assert decoder.decode(lp, FRAME, options=BeamOptions(hotwords=(word,)))[0].text == f"the {word} sat"
+    with pytest.raises(ValueError, match=f"at most {MAX_HOTWORD_LETTERS} letters, not {MAX_HOTWORD_LETTERS + 1}"):
+        decoder.decode(lp, FRAME, options=BeamOptions(hotwords=(word + "a",)))
+
+
+def test_hotword_sets_cost_memory_once_not_each():
+    """Each set of hotwords the lexicon lacks kept a copy of its 104k-word tree (about 100 MB) in an LRU of 32."""
+    decoder = BeamDecoder(LanguageModel.load(DEFAULT_LM))
+    lp = posteriors(spoken("the zorx sat"))
+    decoder.decode(lp, FRAME, options=BeamOptions(hotwords=("zorxa",)))
+    before = resident_mb(os.getpid())
+    for word in ("zorxb", "zorxc", "zorxd", "zorxe"):
+        decoder.decode(lp, FRAME, options=BeamOptions(hotwords=(word,)))
+    assert resident_mb(os.getpid()) - before < 60
 
 
 def test_alternatives_are_distinct_ordered_and_their_shares_sum_below_one(lm):

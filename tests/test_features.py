@@ -1,10 +1,22 @@
 import math
+import subprocess
+import sys
 
 import pytest
 import torch
 import torchaudio.functional as AF
 
-from asr.features import FeatureConfig, features, log_mel, mel_filters, num_frames, pad_batch, prepare_waveform
+from asr.features import (
+    FeatureConfig,
+    _resample_each,
+    features,
+    log_mel,
+    mel_filters,
+    num_frames,
+    pad_batch,
+    prepare_waveform,
+    resample,
+)
 
 
 def test_shape_and_frame_rate():
@@ -57,3 +69,37 @@ def test_pad_batch_keeps_lengths_and_zero_pads():
     batch, lengths = pad_batch([a, b])
     assert batch.shape == (2, 128, 9) and lengths.tolist() == [5, 9]
     assert batch[0, :, 5:].abs().sum() == 0
+
+
+@pytest.mark.parametrize("rate", [8000, 11025, 22050, 44100, 48000])
+def test_the_per_sample_resampler_is_torchaudios_filter(rate):
+    """The path taken for rates like 4001 Hz computes the same filter as torchaudio's table for the usual ones."""
+    x = 0.3 * torch.randn(rate)
+    expected = AF.resample(x, rate, 16000)
+    got = _resample_each(x, rate, 16000)
+    assert got.shape == expected.shape
+    assert (got - expected).abs().max() < 5e-5  # torchaudio builds its table in float32, this in float64
+
+
+def test_a_rate_sharing_no_factor_with_16_khz_resamples_a_tone_faithfully():
+    t = torch.arange(4001 * 2) / 4001
+    out = resample(torch.sin(2 * math.pi * 1000 * t), 4001, 16000)
+    assert out.numel() == math.ceil(16000 * 2 * 4001 / 4001)
+    spectrum = torch.fft.rfft(out[4000:-4000]).abs()
+    assert spectrum.argmax() * 16000 / (out.numel() - 8000) == pytest.approx(1000, abs=2)
+
+
+@pytest.mark.parametrize("rate", [4001, 191999])
+def test_resampling_any_rate_takes_memory_bounded_per_second(rate):
+    """For rates coprime with 16 kHz torchaudio's table holds 16,000 x rate taps: about 1 GB at 4001 Hz."""
+    script = f"""
+import resource, torch
+from asr.features import prepare_waveform
+x = torch.randn({rate} * 10)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+y = prepare_waveform(x, {rate})
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024, y.numel())
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+    grown_mb, samples = map(int, done.stdout.split())
+    assert samples == 160000 and grown_mb < 100, done.stdout

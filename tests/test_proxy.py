@@ -80,6 +80,21 @@ def test_uploads_pass_through_and_metrics_stay_private(cluster):
     assert httpx.get(f"{url}/metrics").status_code == 404
 
 
+def test_keys_and_forged_lines_reach_no_log_of_the_proxy_or_the_replicas(cluster):
+    """The page's stream sends its key as ?api_key=, which nginx's default access line kept."""
+    url, _, logs = cluster
+    ws_url = url.replace("http://", "ws://") + "/v1/stream?api_key=sekrit-in-query"
+    with connect(ws_url, additional_headers={"Referer": f"{url}/?api_key=sekrit-in-referer"}) as ws:
+        ws.send('{"eof" : 1}')
+        ws.recv(timeout=30)
+    httpx.get(f"{url}/v1/models?api_key=sekrit-in-query", headers={"Authorization": "Bearer sekrit-bearer"})
+    httpx.get(f"{url}/forged%0aGET%20/admin%20HTTP/1.1")
+    time.sleep(0.5)  # nginx writes its access line after the response
+    text = "".join(path.read_text() for path in logs.glob("*.log"))
+    assert "/v1/models" in text and "sekrit" not in text
+    assert not any(line.startswith("GET /admin") for line in text.splitlines())
+
+
 def test_each_stream_stays_on_one_replica_and_new_streams_go_to_the_least_busy(cluster):
     url, replicas, logs = cluster
     audio, _ = pcm(16000)

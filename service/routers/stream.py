@@ -28,6 +28,7 @@ from starlette.datastructures import State
 from starlette.types import Message
 from starlette.websockets import WebSocketDisconnect
 
+from asr.audio import AudioDecodeError, check_sample_rate, sanitise
 from asr.beam import BeamOptions
 from asr.decoding import Transcript
 from asr.features import prepare_waveform
@@ -85,13 +86,14 @@ class Session:
             raise ProtocolError("config must come before the first audio", POLICY_VIOLATION)
         if not isinstance(config, dict):
             raise ProtocolError('config must be an object, e.g. {"config": {"sample_rate": 16000}}', INVALID_PAYLOAD)
-        rate = config.get("sample_rate", self.sample_rate)
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 4000 <= rate <= 192000:
-            raise ProtocolError(f"sample_rate must be a number from 4000 to 192000, not {rate!r}", INVALID_PAYLOAD)
+        try:
+            rate = check_sample_rate(config.get("sample_rate", self.sample_rate))
+        except AudioDecodeError as error:
+            raise ProtocolError(str(error).replace("the sample rate", "sample_rate"), INVALID_PAYLOAD) from None
         encoding = config.get("encoding", self.encoding)
         if not isinstance(encoding, str) or encoding not in ENCODINGS:
             raise ProtocolError(f"encoding must be one of {', '.join(ENCODINGS)}, not {encoding!r}", INVALID_PAYLOAD)
-        self.sample_rate = int(rate)
+        self.sample_rate = rate
         self.encoding = encoding
         self.words = bool(config.get("words", self.words))
         alternatives = config.get("max_alternatives", 0)
@@ -136,9 +138,11 @@ class Session:
         samples = torch.frombuffer(bytearray(data[:usable]), dtype=dtype)
         if dtype == torch.int16:
             return samples.float() / 32768
-        if not torch.isfinite(samples).all():
-            raise ProtocolError("pcm_f32le audio must hold finite samples, not NaN or infinity", INVALID_PAYLOAD)
-        return samples
+        try:
+            return torch.from_numpy(sanitise(samples.numpy()))
+        except AudioDecodeError:
+            message = "pcm_f32le audio must hold finite samples, not NaN or infinity"
+            raise ProtocolError(message, INVALID_PAYLOAD) from None
 
     async def flush(self) -> dict:
         """The result of the open utterance, if any (``{"text": ""}`` if none), and a fresh start."""
@@ -177,7 +181,9 @@ class Session:
         milliseconds. The final read is a full one, with the full beam: its text is the one that stays.
         """
         features = self.engine.transcriber.info.feature_config
-        audio = prepare_waveform(utterance.audio, self.sample_rate, features)
+        audio = utterance.audio
+        if self.sample_rate != features.sample_rate:  # resampling takes milliseconds: not on the event loop
+            audio = await asyncio.to_thread(prepare_waveform, audio, self.sample_rate, features)
         if partial:
             start, settled = self._settled or (None, Settled())
             read = StreamRead(audio, settled if start == utterance.start else Settled())
@@ -213,6 +219,10 @@ def _command(text: str) -> dict:
         message = json.loads(text)
     except json.JSONDecodeError as error:
         raise ProtocolError(f"text messages must be JSON ({error})", INVALID_PAYLOAD) from None
+    except RecursionError:
+        raise ProtocolError(
+            "text messages must be JSON nested a few levels deep, not thousands", INVALID_PAYLOAD
+        ) from None
     if not isinstance(message, dict) or not message.keys() & {"config", "eof", "reset"}:
         raise ProtocolError(
             'expected {"config": {...}}, {"eof" : 1} or {"reset" : 1}; audio goes in binary messages', UNSUPPORTED_DATA
