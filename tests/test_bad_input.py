@@ -739,7 +739,7 @@ ELSEWHERE = {
     ),
     "an upload still arriving when the drain ends": (
         "503 `shutting_down`",
-        "tests/test_shutdown.py::test_a_second_sigterm_ends_the_drain_with_json_503s_for_work_and_uploads_in_flight",
+        "tests/test_shutdown.py::test_work_still_running_when_the_drain_time_is_up_fails_with_a_503_and_the_exit_is_still_0",
     ),
     "distinct sets of hotwords the lexicon lacks, one after another": (
         "one word tree with hotwords at a time (about 100 MB), not one per set",
