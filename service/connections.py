@@ -14,7 +14,8 @@ that protocol with, from ``Settings``:
   it refuses (:class:`WebSocket`), in the service's JSON.
 
 The body's size and pace are the application's (``service.limits``); idle keep-alive connections
-close after ``ASR_KEEP_ALIVE_SECONDS`` (uvicorn's ``timeout_keep_alive``).
+close after ``ASR_KEEP_ALIVE_SECONDS`` (uvicorn's ``timeout_keep_alive``). ``python -m service`` runs
+uvicorn with these; ``uvicorn service.app:app`` would run without them.
 """
 
 from __future__ import annotations
