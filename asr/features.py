@@ -73,16 +73,20 @@ def resample(waveform: torch.Tensor, orig: int, new: int) -> torch.Tensor:
     if orig == new:
         return waveform
     g = math.gcd(orig, new)
-    width = math.ceil(_LOWPASS_WIDTH * orig / (min(orig, new) * _ROLLOFF))
-    if new // g * (orig // g + 2 * width) <= _MAX_TABLE:
+    if new // g * (orig // g + 2 * math.ceil(_reach(orig, new))) <= _MAX_TABLE:
         return AF.resample(waveform, orig, new)
     return _resample_each(waveform, orig, new)
+
+
+def _reach(orig: int, new: int) -> float:
+    """How many input samples the filter spans on either side of an output sample."""
+    return _LOWPASS_WIDTH * orig / (min(orig, new) * _ROLLOFF)
 
 
 def _resample_each(waveform: torch.Tensor, orig: int, new: int) -> torch.Tensor:
     """torchaudio's filter, evaluated for every output sample: output ``k`` lies at input ``k * orig / new``."""
     base = min(orig, new) * _ROLLOFF
-    reach = _LOWPASS_WIDTH * orig / base
+    reach = _reach(orig, new)
     taps = math.ceil(2 * reach) + 2
     length = math.ceil(new * waveform.numel() / orig)
     padded = torch.cat((waveform.new_zeros(taps), waveform, waveform.new_zeros(taps)))

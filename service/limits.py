@@ -46,14 +46,16 @@ class BodyLimit:
             await closing(scope, receive, send)
             return
         started, received, complete = time.monotonic(), 0, False
+        expired: asyncio.Future | None = None  # the drain's end, awaited beside every chunk: one task per request
 
         async def paced() -> Message:
-            nonlocal received, complete
+            nonlocal received, complete, expired
             if complete:
                 return await receive()
-            receiving, expired = asyncio.ensure_future(receive()), asyncio.ensure_future(drain.expired.wait())
+            if expired is None:
+                expired = asyncio.ensure_future(drain.expired.wait())
+            receiving = asyncio.ensure_future(receive())
             await asyncio.wait({receiving, expired}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-            expired.cancel()
             if not receiving.done():
                 receiving.cancel()
                 if drain.expired.is_set():
@@ -69,7 +71,11 @@ class BodyLimit:
                 raise _slow(f"the body arrives at {received / elapsed:.0f} B/s (ASR_MIN_UPLOAD_BYTES_PER_SECOND)")
             return message
 
-        await self.app(scope, paced, send)
+        try:
+            await self.app(scope, paced, send)
+        finally:
+            if expired is not None:
+                expired.cancel()
 
 
 def content_length_refusal(declared: str | None, limit: int) -> ApiError | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import signal
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,6 +37,17 @@ def write_chapter(folder: Path, speaker: int, chapter: int, clips: list[tuple[st
         lines.append(f"{utterance} {text.upper()}\n")
     (chapter_dir / f"{speaker}-{chapter}.trans.txt").write_text("".join(lines))
     return folder
+
+
+def address(url: str) -> tuple[str, int]:
+    """The host and port of an ``http://host:port`` URL, for a raw socket."""
+    host, port = url.removeprefix("http://").split(":")
+    return host, int(port)
+
+
+def until_closed(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection (a reply's head and body may come apart)."""
+    return b"".join(iter(lambda: sock.recv(65536), b""))
 
 
 @pytest.fixture(autouse=True)

@@ -30,7 +30,7 @@ from websockets.sync.client import connect
 from asr.audio import decode
 from asr.features import FeatureConfig, prepare_waveform
 from bench.serving import encode, serve
-from tests.conftest import speak
+from tests.conftest import address, speak, until_closed
 from tests.test_audio import adts, claiming, wav_bytes
 from tests.test_shutdown import long_wav, metric, post_in_background, wait_until
 from tests.test_stream_api import pcm, session
@@ -115,13 +115,34 @@ def _wav_without_samples() -> bytes:
     return buffer.getvalue()
 
 
+def _raw(s: Servers, *parts: bytes, pause: float = 0.0, timeout: float = 10) -> bytes:
+    """Send ``parts`` on a fresh connection, ``pause`` seconds apart, and read until the server closes it."""
+    with socket.create_connection(address(s.limited)) as sock:
+        sock.settimeout(timeout)
+        try:
+            for part in parts:
+                sock.sendall(part)
+                time.sleep(pause)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        with contextlib.suppress(ConnectionResetError):
+            return until_closed(sock)
+    return b""
+
+
+def _json_refusal(reply: bytes, status: int, code: str) -> None:
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 %d " % status), reply[:300]
+    assert b"content-type: application/json" in head.lower(), head
+    assert json.loads(body)["error"]["code"] == code
+
+
 def _streamed_body_refused_early(s: Servers) -> None:
     """A chunked upload ten times the limit: the 413 arrives while the body is still being sent."""
-    host, port = s.limited.removeprefix("http://").split(":")
     limit, sent, chunk = LIMITS["max_upload_bytes"], 0, b"\0" * 65536
     with socket.socket() as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
-        sock.connect((host, int(port)))
+        sock.connect(address(s.limited))
         sock.sendall(
             b"POST /v1/transcribe HTTP/1.1\r\nHost: x\r\nContent-Type: audio/wav\r\nTransfer-Encoding: chunked\r\n\r\n"
         )
@@ -140,12 +161,7 @@ def _streamed_body_refused_early(s: Servers) -> None:
 
 def _declared_too_large(s: Servers) -> None:
     """A Content-Length past the limit is refused before one byte of the body is sent."""
-    host, port = s.limited.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port))) as sock:
-        sock.sendall(b"POST /v1/transcribe HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999\r\n\r\n")
-        sock.settimeout(10)
-        # The server closes the connection after its reply, whose head and body may come in separate reads.
-        reply = b"".join(iter(lambda: sock.recv(65536), b"")).decode()
+    reply = _raw(s, b"POST /v1/transcribe HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999\r\n\r\n").decode()
     assert reply.startswith("HTTP/1.1 413") and "ASR_MAX_UPLOAD_BYTES" in reply
 
 
@@ -253,34 +269,6 @@ def _client_gone(s: Servers) -> None:
         assert windows < 15  # of the 300 s file's 19 windows, only those before the disconnect ran
 
 
-def _address(s: Servers) -> tuple[str, int]:
-    host, port = s.limited.removeprefix("http://").split(":")
-    return host, int(port)
-
-
-def _raw(s: Servers, *parts: bytes, pause: float = 0.0, timeout: float = 10) -> bytes:
-    """Send ``parts`` on a fresh connection, ``pause`` seconds apart, and read until the server closes it."""
-    with socket.create_connection(_address(s)) as sock:
-        sock.settimeout(timeout)
-        try:
-            for part in parts:
-                sock.sendall(part)
-                time.sleep(pause)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-        chunks = []
-        with contextlib.suppress(ConnectionResetError):
-            chunks = list(iter(lambda: sock.recv(65536), b""))
-    return b"".join(chunks)
-
-
-def _json_refusal(reply: bytes, status: int, code: str) -> None:
-    head, _, body = reply.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 %d " % status), reply[:300]
-    assert b"content-type: application/json" in head.lower(), head
-    assert json.loads(body)["error"]["code"] == code
-
-
 def _eight_channel_header() -> bytes:
     """The 60-byte file that crashed the process: a WAV header of 8 channels and one frame."""
     return wav_bytes(np.zeros((1, 8)), 16000)
@@ -304,7 +292,7 @@ def _huge_samples_beside_good_requests(s: Servers) -> None:
 
 
 def _hangs_up_mid_upload(s: Servers) -> None:
-    with socket.create_connection(_address(s)) as sock:
+    with socket.create_connection(address(s.limited)) as sock:
         sock.sendall(
             b"POST /v1/transcribe HTTP/1.1\r\nHost: x\r\nX-Request-ID: hangs-up\r\nContent-Length: 100000\r\n\r\n"
         )
@@ -362,21 +350,22 @@ def _upload_trickles(s: Servers) -> None:
 def _too_many_connections(s: Servers) -> None:
     with contextlib.ExitStack() as stack:
         socks = [
-            stack.enter_context(socket.create_connection(_address(s))) for _ in range(LIMITS["max_connections"] + 1)
+            stack.enter_context(socket.create_connection(address(s.limited)))
+            for _ in range(LIMITS["max_connections"] + 1)
         ]
         readable, _, _ = select.select(socks, [], [], LIMITS["header_timeout_seconds"] / 2)
         assert readable, "no connection was refused"
         readable[0].settimeout(5)
-        _json_refusal(b"".join(iter(lambda: readable[0].recv(65536), b"")), 503, "too_many_connections")
+        _json_refusal(until_closed(readable[0]), 503, "too_many_connections")
     wait_until(lambda: httpx.get(f"{s.limited}/health").status_code == 200)
 
 
 def _idle_keep_alive(s: Servers) -> None:
-    with socket.create_connection(_address(s)) as sock:
+    with socket.create_connection(address(s.limited)) as sock:
         sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
         sock.settimeout(5)
         started = time.monotonic()
-        reply = b"".join(iter(lambda: sock.recv(65536), b""))
+        reply = until_closed(sock)
     assert reply.startswith(b"HTTP/1.1 200") and time.monotonic() - started < LIMITS["keep_alive_seconds"] + 2
 
 

@@ -17,7 +17,7 @@ from websockets.sync.client import connect
 from asr.audio import decode
 from asr.features import prepare_waveform
 from bench.serving import encode, gauge, serve
-from tests.conftest import speak
+from tests.conftest import address, speak, until_closed
 from training.metrics import cer
 
 SENTENCE = "turn off the kitchen lights"
@@ -98,8 +98,7 @@ def test_sigterm_refuses_new_work_finishes_what_is_in_flight_and_exits_0(tmp_pat
 
 def stalled_upload(url: str) -> socket.socket:
     """A connection that has sent a request's head and 10 of its 100,000 bytes, and then nothing."""
-    host, port = url.removeprefix("http://").split(":")
-    stalled = socket.create_connection((host, int(port)))
+    stalled = socket.create_connection(address(url))
     stalled.sendall(b"POST /v1/transcribe HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" + b"\0" * 10)
     stalled.settimeout(20)
     return stalled
@@ -107,41 +106,38 @@ def stalled_upload(url: str) -> socket.socket:
 
 def json_error(stalled: socket.socket) -> tuple[bytes, dict]:
     """The status line and error of the reply that ends the connection."""
-    head, _, body = b"".join(iter(lambda: stalled.recv(65536), b"")).partition(b"\r\n\r\n")
+    head, _, body = until_closed(stalled).partition(b"\r\n\r\n")
     return head.split(b"\r\n")[0], json.loads(body)["error"]
 
 
-def test_work_still_running_when_the_drain_time_is_up_fails_with_a_503_and_the_exit_is_still_0(tmp_path):
+def answered_503_when_the_drain_ends(tmp_path, drain_seconds: float, signals: int) -> str:
+    """A 5-minute file being transcribed and an upload stalled midway, then ``signals`` SIGTERMs (the second once
+    the drain has begun): both must get a JSON 503 ``shutting_down`` and the exit must be 0. The server's log."""
     file_audio, _ = long_wav(300)
-    with serve(log=tmp_path / "log", drain_seconds=0.5) as (url, process):
+    with serve(log=tmp_path / "log", drain_seconds=drain_seconds) as (url, process):
         thread, outcome = post_in_background(url, file_audio)
         with stalled_upload(url) as stalled:
             wait_until(lambda: metric(url, "asr_audio_in_flight_seconds") > 0)
             process.send_signal(signal.SIGTERM)
-            status, error = json_error(stalled)  # an upload still arriving: a 500 and a CancelledError once
-        assert process.wait(timeout=30) == 0
-        thread.join(30)
-    assert status == b"HTTP/1.1 503 Service Unavailable" and error["code"] == "shutting_down"
-    refused = outcome["response"]  # the 5-minute file cannot finish within the drain time
-    assert refused.status_code == 503 and refused.json()["error"]["code"] == "shutting_down"
-    assert "drain time is up with 2 requests and streams still in flight" in (tmp_path / "log").read_text()
-
-
-def test_a_second_sigterm_ends_the_drain_with_json_503s_for_work_and_uploads_in_flight(tmp_path):
-    """A second signal answered what was in flight with uvicorn's plain-text 500."""
-    file_audio, _ = long_wav(300)
-    with serve(log=tmp_path / "log", drain_seconds=60) as (url, process):
-        thread, outcome = post_in_background(url, file_audio)
-        with stalled_upload(url) as stalled:
-            wait_until(lambda: metric(url, "asr_audio_in_flight_seconds") > 0)
-            process.send_signal(signal.SIGTERM)
-            wait_until(lambda: httpx.get(f"{url}/ready").status_code == 503)
-            process.send_signal(signal.SIGTERM)
+            if signals == 2:
+                wait_until(lambda: httpx.get(f"{url}/ready").status_code == 503)
+                process.send_signal(signal.SIGTERM)
             status, error = json_error(stalled)
         assert process.wait(timeout=30) == 0
         thread.join(30)
     assert status == b"HTTP/1.1 503 Service Unavailable" and error["code"] == "shutting_down"
     refused = outcome["response"]
     assert refused.status_code == 503 and refused.json()["error"]["code"] == "shutting_down"
-    log = (tmp_path / "log").read_text()
+    return (tmp_path / "log").read_text()
+
+
+def test_work_still_running_when_the_drain_time_is_up_fails_with_a_503_and_the_exit_is_still_0(tmp_path):
+    """The 5-minute file cannot finish within the drain time; the stalled upload got a 500 and a CancelledError."""
+    log = answered_503_when_the_drain_ends(tmp_path, drain_seconds=0.5, signals=1)
+    assert "drain time is up with 2 requests and streams still in flight" in log
+
+
+def test_a_second_sigterm_ends_the_drain_with_json_503s_for_work_and_uploads_in_flight(tmp_path):
+    """A second signal answered what was in flight with uvicorn's plain-text 500."""
+    log = answered_503_when_the_drain_ends(tmp_path, drain_seconds=60, signals=2)
     assert "Traceback" not in log and "CancelledError" not in log
