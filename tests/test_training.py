@@ -154,6 +154,40 @@ def test_report_rates_match_hand_counts():
     assert result["dev"]["cer"] == 1.0 and result["dev"]["wer"] == 1.0 and "by_sex" not in result["dev"]
 
 
+def test_a_manifest_of_recordings_is_scored_per_source(tmp_path):
+    """The real dev set's shape: ``manifest.tsv`` of absolute WAV paths and references, one folder per source."""
+    lines = []
+    for source, text in (("alpha", "open the garage door"), ("alpha", "call alice"), ("beta", "Play MUSIC, now!")):
+        wav = tmp_path / "wav" / source / f"{len(lines)}.wav"
+        wav.parent.mkdir(parents=True, exist_ok=True)
+        wav.write_bytes(speak(text.lower().strip("!")))
+        lines.append(f"{wav}\t{text}\n")
+    (tmp_path / "manifest.tsv").write_text("".join(lines))
+    folders, known = evaluation.splits_of(tmp_path, ["dev", "test"])
+    assert folders == {tmp_path.name: tmp_path} and known["beta/2"] == {"source": "beta"}
+    model, info = checkpoint.load(checkpoint.DEFAULT_CHECKPOINT, "cpu")
+    rows = evaluation.score(model, info.feature_config, folders, known, workers=0)
+    assert [(r["id"], r["source"], r["reference"]) for r in rows] == [
+        ("alpha/0", "alpha", "open the garage door"),
+        ("alpha/1", "alpha", "call alice"),
+        ("beta/2", "beta", "play music now"),
+    ]
+    summary = evaluation.report(rows)[tmp_path.name]
+    assert summary["by_source"]["alpha"]["utterances"] == 2 and summary["cer"] < 0.2  # espeak-ng: well heard
+    (tmp_path / "manifest.tsv").write_text(f"{tmp_path / 'gone.wav'}\tnothing\n")
+    with pytest.raises(FileNotFoundError, match="gone.wav does not exist"):
+        load([tmp_path], FeatureConfig())
+
+
+def test_effects_are_reported_one_group_each_and_clean_apart():
+    def row(effects, reference, hypothesis):
+        return {"split": "dev", "effects": effects, **evaluation.error_counts(reference, hypothesis)}
+
+    rows = [row([], "a b", "a b"), row(["noise", "room"], "a b", "a c"), row(["noise"], "a b", "c c")]
+    groups = evaluation.report(rows)["dev"]["by_effect"]
+    assert {name: group["wer"] for name, group in groups.items()} == {"clean": 0.0, "noise": 0.75, "room": 0.5}
+
+
 def test_init_starts_from_a_checkpoint_and_refuses_another_shape(tmp_path):
     clips = [(text, speak(text)) for text in OVERFIT_TEXTS]
     examples = FeatureDataset(load([write_chapter(tmp_path / "clips", 1, 1, clips)], FeatureConfig()), FeatureConfig())

@@ -22,6 +22,7 @@ from training.data import LIBRISPEECH_SUBSETS, FeatureDataset, load, read_transc
 from training.metrics import cer, wer
 from training.plots import reliability_plot, training_curves, tuning_plot
 from training.train import PRECISIONS, PRESETS, TrainConfig, train
+from training.voices import ENGINES
 
 
 def _corpus(args: argparse.Namespace) -> None:
@@ -34,6 +35,7 @@ def _corpus(args: argparse.Namespace) -> None:
         jobs=args.jobs,
         text_source=args.text,
         held_out=tuple(args.hold_out),
+        engines=tuple(args.engines) if args.engines else None,
     )
     print(f"wrote {manifest}")
 
@@ -118,11 +120,12 @@ def _evaluate(args: argparse.Namespace) -> None:
 
 
 def _lm_text(sources: list[str]) -> list[str]:
-    """Sentences from ``fortunes``, ``commands`` (all the grammar's sentences up to 100,000) or text files."""
+    """Sentences from packaged sources (:data:`training.texts.SOURCES`), ``commands`` (the grammar's sentences,
+    up to 100,000) or text files."""
     found: list[str] = []
     for source in sources:
-        if source == "fortunes":
-            found += texts.fortune_sentences()
+        if source in texts.SOURCES:
+            found += texts.SOURCES[source]()
         elif source == "commands":
             found += sentences.sentences(100_000, 0)
         else:
@@ -224,9 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=os.cpu_count())
     p.add_argument(
         "--text",
-        choices=["fortunes", "commands"],
         default="fortunes",
-        help="natural sentences from Debian's fortunes, or the vertical slice's command grammar",
+        help=f"sentences from packages ({', '.join(texts.SOURCES)}; several joined by +), "
+        "or the vertical slice's command grammar (commands)",
     )
     p.add_argument(
         "--hold-out",
@@ -234,6 +237,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=list(corpus.DEFAULT_HELD_OUT),
         metavar="VOICE",
         help="voices (ENGINE:NAME) heard only in the test split (default: %(default)s)",
+    )
+    p.add_argument(
+        "--engines",
+        nargs="+",
+        choices=ENGINES,
+        help="speak with these engines' voices only (default: every installed engine)",
     )
     p.set_defaults(run=_corpus)
 
@@ -310,7 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         default=["fortunes"],
         metavar="SOURCE",
-        help="fortunes, commands, or text files of one sentence per line (default: %(default)s)",
+        help=f"{', '.join(texts.SOURCES)}, commands, or text files of one sentence per line (default: %(default)s)",
     )
     p.add_argument(
         "--exclude",

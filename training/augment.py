@@ -2,12 +2,16 @@
 
 The waveform effects are pure functions of 16 kHz mono audio and explicit parameters; the
 corpus builder draws the parameters from each utterance's seed, so a corpus is reproducible.
+They stand in for what separates people's recordings from clean synthesis: rooms, microphones,
+background sound, codecs and careless levels.
 """
 
 from __future__ import annotations
 
-import math
+import io
 
+import av
+import numpy as np
 import torch
 import torchaudio.functional as AF
 
@@ -18,9 +22,7 @@ def add_noise(waveform: torch.Tensor, snr_db: float, seed: int, colour: float = 
     noise = torch.randn(waveform.shape, generator=generator)
     if colour:
         noise = AF.lfilter(noise, torch.tensor([1.0, -colour]), torch.tensor([1.0, 0.0]), clamp=False)
-    signal_power = waveform.square().mean().clamp(min=1e-10)
-    scale = torch.sqrt(signal_power / (noise.square().mean() * 10 ** (snr_db / 10)))
-    return waveform + scale * noise
+    return mix(waveform, noise, snr_db)
 
 
 def change_speed(waveform: torch.Tensor, factor: float, sample_rate: int = 16000) -> torch.Tensor:
@@ -29,23 +31,106 @@ def change_speed(waveform: torch.Tensor, factor: float, sample_rate: int = 16000
     return AF.resample(waveform, source, sample_rate)
 
 
-def reverberate(waveform: torch.Tensor, rt60: float, seed: int, sample_rate: int = 16000) -> torch.Tensor:
-    """Convolve with a synthetic room: exponentially decaying noise reaching -60 dB after ``rt60`` seconds."""
-    generator = torch.Generator().manual_seed(seed)
-    t = torch.arange(int(rt60 * sample_rate)) / sample_rate
-    response = torch.randn(t.shape, generator=generator) * torch.exp(-t * 3 * math.log(10) / rt60)
-    response[0] = 1.0
-    wet = AF.fftconvolve(waveform, response / response.norm())[..., : waveform.shape[-1]]
+def room_response(
+    size: tuple[float, float, float],
+    rt60: float,
+    source: tuple[float, float, float],
+    microphone: tuple[float, float, float],
+    sample_rate: int = 16000,
+) -> torch.Tensor:
+    """The impulse response from ``source`` to ``microphone`` in a shoebox room (image-source method)."""
+    import pyroomacoustics
+
+    absorption, order = pyroomacoustics.inverse_sabine(rt60, size)
+    room = pyroomacoustics.ShoeBox(
+        size, fs=sample_rate, materials=pyroomacoustics.Material(absorption), max_order=min(order, 40)
+    )
+    room.add_source(source)
+    room.add_microphone(microphone)
+    room.compute_rir()
+    return torch.as_tensor(np.asarray(room.rir[0][0]), dtype=torch.float32)
+
+
+def reverberate(waveform: torch.Tensor, response: torch.Tensor) -> torch.Tensor:
+    """Convolve with a room's response, aligned on its direct path and keeping the dry peak level."""
+    response = response[int(response.abs().argmax()) :]
+    wet = AF.fftconvolve(waveform, response)[..., : waveform.shape[-1]]
     return wet * (waveform.abs().max() / wet.abs().max().clamp(min=1e-8))
 
 
+def colour(waveform: torch.Tensor, bands: list[dict], low_cut: float, sample_rate: int = 16000) -> torch.Tensor:
+    """A microphone's colouring: a high-pass at ``low_cut`` Hz and peaking filters ``{"hz", "db", "q"}``."""
+    out = AF.highpass_biquad(waveform, sample_rate, low_cut)
+    for band in bands:
+        out = AF.equalizer_biquad(out, sample_rate, band["hz"], band["db"], band["q"])
+    return out
+
+
+def mix(waveform: torch.Tensor, noise: torch.Tensor, snr_db: float) -> torch.Tensor:
+    """Add ``noise`` (looped or cut to length) at ``snr_db`` below the speech's power."""
+    repeats = -(-waveform.shape[-1] // max(1, noise.shape[-1]))
+    noise = noise.repeat(repeats)[: waveform.shape[-1]]
+    signal_power = waveform.square().mean().clamp(min=1e-10)
+    scale = torch.sqrt(signal_power / (noise.square().mean().clamp(min=1e-10) * 10 ** (snr_db / 10)))
+    return waveform + scale * noise
+
+
 def band_limit(
-    waveform: torch.Tensor, sample_rate: int = 16000, low: float = 300.0, high: float = 3400.0
+    waveform: torch.Tensor,
+    sample_rate: int = 16000,
+    low: float = 300.0,
+    high: float = 3400.0,
+    codec: str | None = None,
 ) -> torch.Tensor:
-    """A telephone channel: 8 kHz sampling and a 300-3400 Hz pass band."""
+    """A telephone channel: 8 kHz sampling, a 300-3400 Hz pass band, and optionally its codec
+    (``pcm_mulaw`` for G.711, ``libopencore_amrnb`` for a mobile call at 12.2 kbit/s)."""
     narrow = AF.resample(waveform, sample_rate, 8000)
     narrow = AF.lowpass_biquad(AF.highpass_biquad(narrow, 8000, low), 8000, high)
+    if codec:
+        return AF.resample(
+            encode_decode(narrow, codec, 8000, 12200 if codec == "libopencore_amrnb" else 0), 8000, sample_rate
+        )
     return AF.resample(narrow, 8000, sample_rate)[..., : waveform.shape[-1]]
+
+
+CODEC_CONTAINERS = {
+    "libmp3lame": "mp3",
+    "libopus": "ogg",
+    "aac": "adts",
+    "pcm_mulaw": "wav",
+    "libopencore_amrnb": "amr",
+}
+
+
+def encode_decode(waveform: torch.Tensor, codec: str, sample_rate: int = 16000, bitrate: int = 0) -> torch.Tensor:
+    """The waveform after a round trip through FFmpeg's ``codec`` at ``bitrate`` bit/s, at the same rate.
+
+    Encoder delay and padding stay in: a few tens of milliseconds of silence, as in a real file."""
+    from asr.audio import decode
+
+    rate = 48000 if codec == "libopus" else sample_rate
+    samples = AF.resample(waveform, sample_rate, rate) if rate != sample_rate else waveform
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format=CODEC_CONTAINERS[codec]) as container:
+        stream = container.add_stream(codec, rate=rate, layout="mono")
+        if bitrate:
+            stream.bit_rate = bitrate
+        frame = av.AudioFrame.from_ndarray(
+            (samples.clamp(-1, 1) * 32767).to(torch.int16).numpy()[None], format="s16", layout="mono"
+        )
+        frame.sample_rate = rate
+        for packet in stream.encode(frame):
+            container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    decoded, decoded_rate = decode(buffer.getvalue())
+    return AF.resample(decoded[0], decoded_rate, sample_rate) if decoded_rate != sample_rate else decoded[0]
+
+
+def clip(waveform: torch.Tensor, level: float) -> torch.Tensor:
+    """Hard clipping at ``level`` times the peak, then back to the original peak: an overdriven input."""
+    peak = waveform.abs().max().clamp(min=1e-8)
+    return waveform.clamp(-level * peak, level * peak) / level
 
 
 def _band_mask(size: int, widths: torch.Tensor, limits: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

@@ -67,6 +67,23 @@ def read_transcripts(root: Path) -> list[tuple[str, Path, str]]:
     return items
 
 
+def read_manifest(path: Path) -> list[tuple[str, Path, str]]:
+    """``(id, audio path, normalised text)`` for each ``audio path TAB reference`` line of a ``manifest.tsv``.
+
+    Ids are ``FOLDER/STEM``: a recording's folder names its source (the real dev set keeps one per package)."""
+    items = []
+    for line in path.read_text().splitlines():
+        if line.strip():
+            audio, _, reference = line.partition("\t")
+            audio = Path(audio) if Path(audio).is_absolute() else path.parent / audio
+            if not audio.exists():
+                raise FileNotFoundError(f"{path}: {audio} does not exist")
+            items.append((f"{audio.parent.name}/{audio.stem}", audio, normalise(reference)))
+    if not items:
+        raise FileNotFoundError(f"{path} lists no recordings")
+    return items
+
+
 def read_librispeech(root: Path, subset: str, download: bool = False) -> list[tuple[str, Path, str]]:
     """One official subset through torchaudio's ``LIBRISPEECH`` (which also downloads it)."""
     if not download and not (Path(root) / LIBRISPEECH_FOLDER / subset).is_dir():
@@ -103,13 +120,16 @@ def recordings(items: Sequence[tuple[str, Path, str]], config: FeatureConfig, de
 def load(
     sources: Iterable[str | Path], config: FeatureConfig, librispeech_root: Path | None = None, download: bool = False
 ) -> list[Recording]:
-    """Every recording of ``sources``: LibriSpeech subset names (under ``librispeech_root``) or folders."""
+    """Every recording of ``sources``: LibriSpeech subset names (under ``librispeech_root``), folders in the
+    LibriSpeech layout, or folders holding a ``manifest.tsv`` of audio paths and references."""
     items = []
     for source in sources:
         if str(source) in LIBRISPEECH_SUBSETS:
             if librispeech_root is None:
                 raise ValueError(f"{source} is a LibriSpeech subset: give the folder that holds (or will hold) it")
             items += read_librispeech(librispeech_root, str(source), download)
+        elif (Path(source) / "manifest.tsv").is_file():
+            items += read_manifest(Path(source) / "manifest.tsv")
         elif Path(source).is_dir():
             items += read_transcripts(Path(source))
         else:

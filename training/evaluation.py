@@ -13,7 +13,7 @@ from asr.beam import BeamDecoder
 from asr.decoding import greedy_decode
 from asr.features import FeatureConfig
 from asr.model import AcousticModel
-from training.data import FeatureDataset, batches, length_buckets, load
+from training.data import FeatureDataset, batches, length_buckets, load, read_manifest
 from training.metrics import cer, edit_distance, wer
 
 
@@ -52,13 +52,16 @@ def splits_of(data: Path, names: list[str]) -> tuple[dict[str, Path], dict[str, 
     """The folders to score and what a manifest says of each utterance.
 
     ``data`` is a corpus root holding split folders, a single folder in the LibriSpeech
-    layout, or a corpus's ``manifest.jsonl``.
+    layout, a corpus's ``manifest.jsonl``, or a folder with a ``manifest.tsv`` (the real dev
+    set), whose recordings' folders name their sources.
     """
     root = data.parent if data.suffix == ".jsonl" else data
     manifest = data if data.suffix == ".jsonl" else data / "manifest.jsonl"
     known = {}
     if manifest.is_file():
         known = {row["id"]: row for row in map(json.loads, manifest.read_text().splitlines())}
+    elif (root / "manifest.tsv").is_file():
+        known = {id: {"source": id.split("/")[0]} for id, _, _ in read_manifest(root / "manifest.tsv")}
     folders = {name: root / name for name in names if (root / name).is_dir()}
     return (folders or {root.name: root}), known
 
@@ -98,6 +101,8 @@ def score(
                     "voice": about.get("voice"),
                     "engine": about["voice"].split(":")[0] if "voice" in about else None,
                     "sex": about.get("sex"),
+                    "source": about.get("source"),
+                    "effects": sorted(about["effects"]) if "effects" in about else None,
                     **error_counts(recording.text, hypothesis),
                 }
             )
@@ -114,15 +119,20 @@ def summarise(rows: list[dict]) -> dict:
 
 
 def report(rows: list[dict]) -> dict:
-    """Per split: the summary, and per voice, engine and sex where the manifest names them."""
+    """Per split: the summary, and per voice, engine, sex, source and effect where the manifest names them.
+
+    An utterance counts under each of its effects, and under ``clean`` if it has none."""
     result = {}
     for split in dict.fromkeys(r["split"] for r in rows):
         members = [r for r in rows if r["split"] == split]
         result[split] = summarise(members)
-        for key in ("voice", "engine", "sex"):
+        for key in ("voice", "engine", "sex", "source", "effect"):
             groups: dict[str, list[dict]] = defaultdict(list)
             for row in members:
-                if row.get(key) is not None:
+                if key == "effect" and row.get("effects") is not None:
+                    for effect in row["effects"] or ["clean"]:
+                        groups[effect].append(row)
+                elif row.get(key) is not None:
                     groups[row[key]].append(row)
             if groups:
                 result[split][f"by_{key}"] = {name: summarise(group) for name, group in sorted(groups.items())}

