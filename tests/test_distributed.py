@@ -82,7 +82,9 @@ def test_torchrun_trains_with_two_processes(tmp_path):
     data, out = tmp_path / "corpus", tmp_path / "model.safetensors"
     run = [sys.executable, "-m", "training"]
     subprocess.run(
-        [*run, "corpus", "--out", data, "--train", "8", "--dev", "2", "--test", "2"], check=True, capture_output=True
+        [*run, "corpus", "--out", data, "--train", "8", "--dev", "2", "--test", "2", "--engines", "espeak-ng", "flite"],
+        check=True,
+        capture_output=True,
     )
     result = subprocess.run(
         [

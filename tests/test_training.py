@@ -69,7 +69,21 @@ def test_command_line_builds_trains_and_evaluates(tmp_path):
     """``python -m training corpus``, ``train`` and ``evaluate`` chained as the README shows them."""
     data, out = tmp_path / "corpus", tmp_path / "run" / "model.safetensors"
     run = functools.partial(subprocess.run, check=True, capture_output=True, text=True)
-    run([sys.executable, "-m", "training", "corpus", "--out", data, "--train", "6", "--dev", "2", "--test", "2"])
+    corpus_command = [
+        "corpus",
+        "--out",
+        data,
+        "--train",
+        "6",
+        "--dev",
+        "2",
+        "--test",
+        "2",
+        "--engines",
+        "espeak-ng",
+        "flite",
+    ]
+    run([sys.executable, "-m", "training", *corpus_command])
     train_command = "train --data {} --out {} --preset tiny --set rnn_hidden=64 --epochs 2 --device cpu"
     trained = run([sys.executable, "-m", "training", *train_command.format(data, out).split()])
     assert "model: 162,173 parameters (tiny preset)" in trained.stdout

@@ -36,6 +36,7 @@ def _corpus(args: argparse.Namespace) -> None:
         text_source=args.text,
         held_out=tuple(args.hold_out),
         engines=tuple(args.engines) if args.engines else None,
+        config=corpus.NO_EFFECTS if args.no_effects else corpus.AugmentConfig(),
     )
     print(f"wrote {manifest}")
 
@@ -244,6 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=ENGINES,
         help="speak with these engines' voices only (default: every installed engine)",
     )
+    p.add_argument("--no-effects", action="store_true", help="clean speech: prosody varies, no room, noise or codec")
     p.set_defaults(run=_corpus)
 
     p = commands.add_parser("train", help="train a model on DATA/train (scored on DATA/dev) and write a checkpoint")

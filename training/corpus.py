@@ -79,6 +79,10 @@ class AugmentConfig:
     dc: float = 0.05
 
 
+NO_EFFECTS = AugmentConfig(speed=0, room=0, colour=0, noise=0, codec=0, telephone=0, clip=0, dc=0)
+"""Prosody still varies: for evaluation sets of clean speech."""
+
+
 @dataclass(frozen=True)
 class Utterance:
     id: str
@@ -346,9 +350,10 @@ def build(
     text_source: str = "fortunes",
     held_out: tuple[str, ...] = DEFAULT_HELD_OUT,
     engines: tuple[str, ...] | None = None,
+    config: AugmentConfig = AugmentConfig(),
 ) -> Path:
     """Write the corpus under ``root`` and return its manifest's path."""
-    utterances = plan(n_train, n_dev, n_test, seed, text_source, held_out=held_out, engines=engines)
+    utterances = plan(n_train, n_dev, n_test, seed, text_source, held_out, config, engines)
     # Spawned, not forked, workers: a fork taken after torch has started its thread pool
     # (as in any process that already ran a model) deadlocks inside the first torch call.
     with multiprocessing.get_context("spawn").Pool(jobs, initializer=torch.set_num_threads, initargs=(1,)) as pool:
