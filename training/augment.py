@@ -15,6 +15,8 @@ import numpy as np
 import torch
 import torchaudio.functional as AF
 
+from asr.audio import decode
+
 
 def add_noise(waveform: torch.Tensor, snr_db: float, seed: int, colour: float = 0.0) -> torch.Tensor:
     """Add Gaussian noise at ``snr_db`` to the speech's power; ``colour`` in [0, 1) tilts it towards low frequencies."""
@@ -106,8 +108,6 @@ def encode_decode(waveform: torch.Tensor, codec: str, sample_rate: int = 16000, 
     """The waveform after a round trip through FFmpeg's ``codec`` at ``bitrate`` bit/s, at the same rate.
 
     Encoder delay and padding stay in: a few tens of milliseconds of silence, as in a real file."""
-    from asr.audio import decode
-
     rate = 48000 if codec == "libopus" else sample_rate
     samples = AF.resample(waveform, sample_rate, rate) if rate != sample_rate else waveform
     buffer = io.BytesIO()

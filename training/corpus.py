@@ -267,17 +267,21 @@ def _clean_path(root: Path, voice: str, text: str, prosody: Prosody) -> Path:
     return root / "clean" / key[:2] / f"{key}.flac"
 
 
+def _write_flac(path: Path, audio: torch.Tensor) -> None:
+    """16-bit FLAC at the model's rate, whole or not at all: an interrupted build leaves no half file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp.flac")
+    soundfile.write(temporary, audio.numpy(), FeatureConfig().sample_rate, subtype="PCM_16")
+    temporary.replace(path)
+
+
 def speak(root: Path, voice: Voice, text: str, prosody: Prosody = NEUTRAL) -> torch.Tensor:
     """16 kHz mono synthesis, kept under ``root/clean`` so that a rebuild with other effects costs no synthesis.
 
     Always the stored 16-bit file's samples, so that a resumed build renders exactly what a fresh one does."""
     path = _clean_path(root, voice.id, text, prosody)
     if not path.exists():
-        audio = prepare_waveform(*synthesise(voice, text, prosody))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_suffix(".tmp.flac")
-        soundfile.write(temporary, audio.clamp(-1, 1).numpy(), FeatureConfig().sample_rate, subtype="PCM_16")
-        temporary.replace(path)
+        _write_flac(path, prepare_waveform(*synthesise(voice, text, prosody)).clamp(-1, 1))
     return decode(path)[0][0]
 
 
@@ -332,11 +336,7 @@ def _write(job: tuple[Utterance, Path]) -> tuple[str, float]:
     utterance, root = job
     path = utterance.path(root)
     if not path.exists():
-        audio = render(utterance, {voice.id: voice for voice in catalogue()}, root)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_suffix(".tmp.flac")
-        soundfile.write(temporary, audio.numpy(), FeatureConfig().sample_rate, subtype="PCM_16")
-        temporary.replace(path)
+        _write_flac(path, render(utterance, {voice.id: voice for voice in catalogue()}, root))
     return utterance.id, soundfile.info(path).duration
 
 
