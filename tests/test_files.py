@@ -44,7 +44,7 @@ def test_windows_tile_the_file_and_overlap_by_the_given_amount():
         )
     # The parts whose words each window keeps meet end to end and cover the whole timeline.
     assert cut[0].keep_from == 0 and cut[-1].keep_to == math.inf
-    assert all(a.keep_to == b.keep_from == b.start + overlap / 2 for a, b in pairwise(cut))
+    assert all(a.keep_to == b.start + overlap / 2 and b.keep_from == b.start + overlap / 4 for a, b in pairwise(cut))
 
 
 def test_a_file_shorter_than_a_window_is_one_window():
@@ -64,14 +64,32 @@ def test_windows_are_cut_while_the_file_is_still_being_read():
     assert first.start == 0 and len(consumed) == 11  # one piece past the window, not the whole file
 
 
-def test_a_word_belongs_to_the_window_it_lies_in_the_middle_of():
+def test_a_window_keeps_the_words_of_its_own_part_after_those_kept_before():
     window = next(windows(iter([(torch.zeros(1, 30_000), 1000)]), 10.0, 2.0))
     later = next(w for w in windows(iter([(torch.zeros(1, 30_000), 1000)]), 10.0, 2.0) if w.start == 8.0)
     words = [Word("early", 0.5, 1.0, 0.9), Word("edge", 1.8, 2.6, 0.9), Word("late", 2.5, 3.5, 0.9)]
-    # In the second window (8 s to 18 s, keeping 9 s to 17 s) "edge" centres at 10.2 s: kept.
-    assert [w.word for w in kept_words(later, Transcript("", words))] == ["edge", "late"]
-    assert [(w.start, w.end) for w in kept_words(later, Transcript("", words))] == [(9.8, 10.6), (10.5, 11.5)]
+    # The second window (8 s to 18 s) keeps midpoints from 8.5 s to its seam at 17 s that lie after the
+    # last word kept so far: "early" (8.75 s) only where the first window kept nothing past 8.75 s.
+    assert [w.word for w in kept_words(later, Transcript("", words), after=8.9)] == ["edge", "late"]
+    assert [(w.start, w.end) for w in kept_words(later, Transcript("", words), 8.9)] == [(9.8, 10.6), (10.5, 11.5)]
+    assert [w.word for w in kept_words(later, Transcript("", words), after=8.6)] == ["early", "edge", "late"]
     assert [w.word for w in kept_words(window, Transcript("", words))] == ["early", "edge", "late"]
+
+
+@pytest.mark.parametrize("earlier_mid, later_mid", [(8.99, 9.01), (9.01, 8.99), (8.9, 9.02), (9.1, 8.98)])
+def test_a_word_on_the_seam_is_kept_once_whichever_side_each_window_places_it(earlier_mid, later_mid):
+    """Each window times a word with its own context, so the two may place it on either side of the seam:
+    it is kept once while the two midpoints are less than half the word's length apart."""
+    earlier, later = list(windows(iter([(torch.zeros(1, 18_000), 1000)]), 10.0, 2.0))
+    assert (earlier.keep_to, later.start) == (9.0, 8.0)
+
+    def going(mid: float, window_start: float) -> Word:
+        return Word("going", mid - 0.13 - window_start, mid + 0.13 - window_start, 0.9)
+
+    first = kept_words(earlier, Transcript("", [Word("before", 7.0, 7.5, 0.9), going(earlier_mid, 0.0)]))
+    after = Word("after", 2.0, 2.5, 0.9)  # at 10 s in the file
+    second = kept_words(later, Transcript("", [going(later_mid, 8.0), after]), first[-1].end)
+    assert [w.word for w in first + second] == ["before", "going", "after"]
 
 
 @pytest.fixture(scope="module")

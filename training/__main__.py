@@ -37,6 +37,7 @@ def _corpus(args: argparse.Namespace) -> None:
         held_out=tuple(args.hold_out),
         engines=tuple(args.engines) if args.engines else None,
         config=corpus.NO_EFFECTS if args.no_effects else corpus.AugmentConfig(),
+        exclude=frozenset(text for folder in args.exclude for _, _, text in read_transcripts(folder)),
     )
     print(f"wrote {manifest}")
 
@@ -246,6 +247,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="speak with these engines' voices only (default: every installed engine)",
     )
     p.add_argument("--no-effects", action="store_true", help="clean speech: prosody varies, no room, noise or codec")
+    p.add_argument(
+        "--exclude",
+        nargs="*",
+        type=Path,
+        default=[],
+        metavar="FOLDER",
+        help="LibriSpeech-layout folders (other corpora's dev and test) whose sentences train must not speak",
+    )
     p.set_defaults(run=_corpus)
 
     p = commands.add_parser("train", help="train a model on DATA/train (scored on DATA/dev) and write a checkpoint")

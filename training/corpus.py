@@ -185,11 +185,14 @@ def _interleaved(names: list[str], seed: int) -> list[str]:
     return list(dict.fromkeys(taken))
 
 
-def split_texts(text_source: str, n_train: int, n_dev: int, n_test: int, seed: int) -> dict[str, list[str]]:
+def split_texts(
+    text_source: str, n_train: int, n_dev: int, n_test: int, seed: int, exclude: frozenset[str] = frozenset()
+) -> dict[str, list[str]]:
     """Sentences per split: dev and test get unique unseen ones; train cycles through the rest if it must.
 
     ``text_source`` is ``commands`` (the vertical slice's grammar) or sources of :data:`training.texts.SOURCES`
-    joined by ``+`` (``fortunes+chitchat``)."""
+    joined by ``+`` (``fortunes+chitchat``). ``exclude`` holds other corpora's dev and test sentences, which
+    train must not speak: a new mixture of sources puts each sentence at a new place in the pool."""
     names = text_source.split("+")
     if text_source == "commands":
         pool = sentences.sentences(n_train + n_dev + n_test, seed)
@@ -199,7 +202,7 @@ def split_texts(text_source: str, n_train: int, n_dev: int, n_test: int, seed: i
         raise ValueError(f"unknown text source {text_source!r}: use commands, or {'+'.join(texts.SOURCES)} or a part")
     if n_dev + n_test >= len(pool):
         raise ValueError(f"{text_source} has {len(pool)} sentences: too few for {n_dev} dev and {n_test} test")
-    rest = pool[n_dev + n_test :]
+    rest = [sentence for sentence in pool[n_dev + n_test :] if sentence not in exclude]
     return {
         "dev": pool[:n_dev],
         "test": pool[n_dev : n_dev + n_test],
@@ -216,11 +219,12 @@ def plan(
     held_out: tuple[str, ...] = DEFAULT_HELD_OUT,
     config: AugmentConfig = AugmentConfig(),
     engines: tuple[str, ...] | None = None,
+    exclude: frozenset[str] = frozenset(),
 ) -> list[Utterance]:
     """Every utterance of the corpus, without synthesising anything.
 
     ``engines`` limits the voices to theirs (and the held-out voices to theirs); a voice keeps its
-    speaker number either way."""
+    speaker number either way. ``exclude``: sentences train must not speak (:func:`split_texts`)."""
     speaker_ids = {voice.id: 100 + i for i, voice in enumerate(catalogue())}
     unknown = sorted(set(held_out) - speaker_ids.keys())
     if unknown:
@@ -229,7 +233,7 @@ def plan(
     seen = [v for v in voices if v.id not in held_out]
     unseen = [v for v in voices if v.id in held_out]
     pools = {"train": seen, "dev": seen, "test": unseen}
-    texts_by_split = split_texts(text_source, n_train, n_dev, n_test, seed)
+    texts_by_split = split_texts(text_source, n_train, n_dev, n_test, seed, exclude)
     babble_rng = random.Random(f"{seed}/babble")
     talkers = [v.id for v in seen if v.engine in BABBLE_ENGINES] or [v.id for v in seen]
     chatter = texts_by_split["train"][:5000] or texts_by_split["dev"] + texts_by_split["test"]
@@ -351,9 +355,10 @@ def build(
     held_out: tuple[str, ...] = DEFAULT_HELD_OUT,
     engines: tuple[str, ...] | None = None,
     config: AugmentConfig = AugmentConfig(),
+    exclude: frozenset[str] = frozenset(),
 ) -> Path:
     """Write the corpus under ``root`` and return its manifest's path."""
-    utterances = plan(n_train, n_dev, n_test, seed, text_source, held_out, config, engines)
+    utterances = plan(n_train, n_dev, n_test, seed, text_source, held_out, config, engines, exclude)
     # Spawned, not forked, workers: a fork taken after torch has started its thread pool
     # (as in any process that already ran a model) deadlocks inside the first torch call.
     with multiprocessing.get_context("spawn").Pool(jobs, initializer=torch.set_num_threads, initargs=(1,)) as pool:
