@@ -25,6 +25,15 @@ from training.train import PRECISIONS, PRESETS, TrainConfig, train
 from training.voices import ENGINES
 
 
+def _sentences_of(folders: list[Path]) -> frozenset[str]:
+    """Every transcript sentence under these LibriSpeech-layout folders: what a build must leave out."""
+    return frozenset(text for folder in folders for _, _, text in read_transcripts(folder))
+
+
+def _exclude_argument(parser: argparse.ArgumentParser, help: str) -> None:
+    parser.add_argument("--exclude", nargs="*", type=Path, default=[], metavar="FOLDER", help=help)
+
+
 def _corpus(args: argparse.Namespace) -> None:
     manifest = corpus.build(
         args.out,
@@ -37,7 +46,7 @@ def _corpus(args: argparse.Namespace) -> None:
         held_out=tuple(args.hold_out),
         engines=tuple(args.engines) if args.engines else None,
         config=corpus.NO_EFFECTS if args.no_effects else corpus.AugmentConfig(),
-        exclude=frozenset(text for folder in args.exclude for _, _, text in read_transcripts(folder)),
+        exclude=_sentences_of(args.exclude),
     )
     print(f"wrote {manifest}")
 
@@ -136,7 +145,7 @@ def _lm_text(sources: list[str]) -> list[str]:
 
 
 def _lm(args: argparse.Namespace) -> None:
-    held_out = {text for folder in args.exclude for _, _, text in read_transcripts(folder)}
+    held_out = _sentences_of(args.exclude)
     arpa = args.out.with_suffix(".arpa")
     about: dict = {"provenance": {"command": "python -m training " + " ".join(sys.argv[1:])}}
     if args.arpa:
@@ -247,13 +256,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="speak with these engines' voices only (default: every installed engine)",
     )
     p.add_argument("--no-effects", action="store_true", help="clean speech: prosody varies, no room, noise or codec")
-    p.add_argument(
-        "--exclude",
-        nargs="*",
-        type=Path,
-        default=[],
-        metavar="FOLDER",
-        help="LibriSpeech-layout folders (other corpora's dev and test) whose sentences train must not speak",
+    _exclude_argument(
+        p, "LibriSpeech-layout folders (other corpora's dev and test) whose sentences train must not speak"
     )
     p.set_defaults(run=_corpus)
 
@@ -332,14 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SOURCE",
         help=f"{', '.join(texts.SOURCES)}, commands, or text files of one sentence per line (default: %(default)s)",
     )
-    p.add_argument(
-        "--exclude",
-        nargs="*",
-        type=Path,
-        default=[],
-        metavar="FOLDER",
-        help="LibriSpeech-layout folders (dev, test) whose sentences must not be in the LM's text",
-    )
+    _exclude_argument(p, "LibriSpeech-layout folders (dev, test) whose sentences must not be in the LM's text")
     p.add_argument("--words", type=Path, help="more vocabulary, one word per line (a dictionary's word list)")
     p.add_argument("--order", type=int, default=3)
     p.add_argument("--prune", type=int, default=1, help="drop highest-order n-grams seen this often or less")
