@@ -19,6 +19,8 @@ from asr.checkpoint import DEFAULT_CHECKPOINT
 from tests.conftest import speak, write_chapter
 from training import sentences
 from training.lm import END, START, UNKNOWN, estimate, perplexity, read_arpa, write_arpa
+from training.plots import tuning_plot
+from training.tuning import GridPoint
 
 SENTENCES = ["a b", "a c"]
 
@@ -141,6 +143,13 @@ def test_lm_tune_lm_and_evaluate_commands_on_a_tiny_corpus(tmp_path):
     )
     assert report["dev"]["wer"] == pytest.approx(best["wer"], abs=1e-4)  # the stored values decode as tuned
     assert LanguageModel.load(bundle).defaults.alpha == best["alpha"]
+
+
+def test_a_plot_makes_the_folder_it_is_written_to(tmp_path):
+    """``tune-lm --plots runs/new`` wrote the bundle, then failed on the missing folder."""
+    path = tmp_path / "not" / "yet" / "lm-tuning.png"
+    tuning_plot([GridPoint(a, b, 0.1, 0.2 + a - b / 10) for a in (0, 1) for b in (0, 1)], path)
+    assert path.read_bytes().startswith(b"\x89PNG")
 
 
 def test_an_existing_arpa_file_is_bundled_as_it_is(tmp_path):

@@ -9,6 +9,13 @@ from matplotlib.figure import Figure
 from training.tuning import best_point, expected_calibration_error, reliability
 
 
+def _save(figure: Figure, path: Path) -> None:
+    """Write the PNG, making its folder: a ``--plots`` folder named on the command line need not exist yet."""
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+
+
 def training_curves(history: list[dict], path: Path) -> None:
     epochs = [entry["epoch"] for entry in history]
     figure = Figure(figsize=(10, 4))
@@ -22,8 +29,7 @@ def training_curves(history: list[dict], path: Path) -> None:
     error_axis.legend()
     for axis in (loss_axis, error_axis):
         axis.grid(alpha=0.3)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    _save(figure, path)
 
 
 def tuning_plot(grid: list, path: Path) -> None:
@@ -41,8 +47,7 @@ def tuning_plot(grid: list, path: Path) -> None:
     axis.set(xticks=range(len(betas)), xticklabels=betas, yticks=range(len(alphas)), yticklabels=alphas)
     axis.set(xlabel="beta (word score)", ylabel="alpha (LM weight)", title="dev WER % by LM weights")
     figure.colorbar(image, ax=axis)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    _save(figure, path)
 
 
 def reliability_plot(confidences: dict[str, object], outcomes, path: Path, bins: int = 10) -> None:
@@ -58,5 +63,4 @@ def reliability_plot(confidences: dict[str, object], outcomes, path: Path, bins:
     axis.set_title(f"reliability of word confidences ({len(outcomes)} words)")
     axis.grid(alpha=0.3)
     axis.legend(loc="upper left")
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    _save(figure, path)
