@@ -1,4 +1,5 @@
 import collections
+import dataclasses
 import json
 import math
 
@@ -9,7 +10,7 @@ from asr.features import FeatureConfig
 from training import augment, corpus, texts
 from training.data import FeatureDataset, load, read_transcripts
 from training.texts import fortune_sentences, sentences_from
-from training.voices import catalogue
+from training.voices import KOKORO_HELD_OUT, catalogue, more_kokoro_blends
 
 
 def test_layout_is_librispeech_splits_are_disjoint_and_test_voices_unseen(tmp_path):
@@ -232,3 +233,19 @@ def test_rendering_applies_every_effect(tmp_path):
 def test_every_held_out_default_voice_exists():
     ids = {voice.id for voice in catalogue()}
     assert set(corpus.DEFAULT_HELD_OUT) <= ids
+
+
+def test_more_kokoro_blends_add_training_speakers_and_leave_earlier_corpora_as_they_were(tmp_path):
+    extra = {voice.id for voice in more_kokoro_blends(50)}
+    assert len(extra) == 100 and not extra & {voice.id for voice in catalogue()}
+    members = {part.split("*")[0] for voice in extra for part in voice.removeprefix("kokoro:").split("+")}
+    assert not members & set(KOKORO_HELD_OUT)
+    before, after = corpus.plan(600, 20, 20, seed=2), corpus.plan(600, 20, 20, seed=2, blends=50)
+    assert len({u.voice for u in after if u.split == "train"} & extra) > 20
+    assert [u for u in after if u.split == "test"] == [u for u in before if u.split == "test"]
+    old, new = ({u.voice: u.id.split("-")[0] for u in plan} for plan in (before, after))
+    assert all(new[voice] == old[voice] for voice in new.keys() & old.keys())  # a voice keeps its number
+    assert len(set(new.values())) == len(new)
+    blend = next(u for u in after if u.voice in extra)
+    utterance_id, seconds = corpus._write((dataclasses.replace(blend, effects={}), tmp_path))
+    assert utterance_id == blend.id and seconds > 0.5

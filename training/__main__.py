@@ -47,6 +47,7 @@ def _corpus(args: argparse.Namespace) -> None:
         engines=tuple(args.engines) if args.engines else None,
         config=corpus.NO_EFFECTS if args.no_effects else corpus.AugmentConfig(),
         exclude=_sentences_of(args.exclude),
+        blends=args.blends,
     )
     print(f"wrote {manifest}")
 
@@ -256,6 +257,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="speak with these engines' voices only (default: every installed engine)",
     )
     p.add_argument("--no-effects", action="store_true", help="clean speech: prosody varies, no room, noise or codec")
+    p.add_argument(
+        "--blends",
+        type=int,
+        default=0,
+        help="more Kokoro training blends per sex than the catalogue's (more speakers; 0 rebuilds earlier corpora)",
+    )
     _exclude_argument(
         p, "LibriSpeech-layout folders (other corpora's dev and test) whose sentences train must not speak"
     )

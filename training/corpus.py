@@ -28,7 +28,7 @@ from tqdm import tqdm
 from asr.audio import decode
 from asr.features import FeatureConfig, prepare_waveform
 from training import augment, sentences, texts
-from training.voices import KOKORO_HELD_OUT, Prosody, Voice, catalogue, kokoro_blends, synthesise
+from training.voices import KOKORO_HELD_OUT, Prosody, Voice, catalogue, kokoro_blends, more_kokoro_blends, synthesise
 
 NEUTRAL = Prosody()
 
@@ -220,16 +220,19 @@ def plan(
     config: AugmentConfig = AugmentConfig(),
     engines: tuple[str, ...] | None = None,
     exclude: frozenset[str] = frozenset(),
+    blends: int = 0,
 ) -> list[Utterance]:
     """Every utterance of the corpus, without synthesising anything.
 
     ``engines`` limits the voices to theirs (and the held-out voices to theirs); a voice keeps its
-    speaker number either way. ``exclude``: sentences train must not speak (:func:`split_texts`)."""
-    speaker_ids = {voice.id: 100 + i for i, voice in enumerate(catalogue())}
+    speaker number either way. ``exclude``: sentences train must not speak (:func:`split_texts`).
+    ``blends``: Kokoro training blends per sex beyond the catalogue's (:func:`more_kokoro_blends`)."""
+    known = catalogue() + more_kokoro_blends(blends)
+    speaker_ids = {voice.id: 100 + i for i, voice in enumerate(known)}
     unknown = sorted(set(held_out) - speaker_ids.keys())
     if unknown:
         raise ValueError(f"held-out voices not installed here: {', '.join(unknown)}")
-    voices = [voice for voice in catalogue() if engines is None or voice.engine in engines]
+    voices = [voice for voice in known if engines is None or voice.engine in engines]
     seen = [v for v in voices if v.id not in held_out]
     unseen = [v for v in voices if v.id in held_out]
     pools = {"train": seen, "dev": seen, "test": unseen}
@@ -340,7 +343,9 @@ def _write(job: tuple[Utterance, Path]) -> tuple[str, float]:
     utterance, root = job
     path = utterance.path(root)
     if not path.exists():
-        _write_flac(path, render(utterance, {voice.id: voice for voice in catalogue()}, root))
+        engine, name = utterance.voice.split(":", 1)
+        voices = {voice.id: voice for voice in catalogue()} | {utterance.voice: Voice(engine, name, utterance.sex)}
+        _write_flac(path, render(utterance, voices, root))
     return utterance.id, soundfile.info(path).duration
 
 
@@ -356,9 +361,10 @@ def build(
     engines: tuple[str, ...] | None = None,
     config: AugmentConfig = AugmentConfig(),
     exclude: frozenset[str] = frozenset(),
+    blends: int = 0,
 ) -> Path:
     """Write the corpus under ``root`` and return its manifest's path."""
-    utterances = plan(n_train, n_dev, n_test, seed, text_source, held_out, config, engines, exclude)
+    utterances = plan(n_train, n_dev, n_test, seed, text_source, held_out, config, engines, exclude, blends)
     # Spawned, not forked, workers: a fork taken after torch has started its thread pool
     # (as in any process that already ran a model) deadlocks inside the first torch call.
     with multiprocessing.get_context("spawn").Pool(jobs, initializer=torch.set_num_threads, initargs=(1,)) as pool:

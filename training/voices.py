@@ -136,13 +136,27 @@ def kokoro_blends(names: list[str], count: int, seed: int) -> list[str]:
     return blends
 
 
+def _kokoro_names() -> list[str]:
+    """The installed English voices: American ``a*``, British ``b*``."""
+    return sorted(path.stem for path in KOKORO_VOICES.glob("[ab][fm]_*.bin"))
+
+
 def _kokoro_voices() -> dict[str, str]:
-    """English voices (American ``a*``, British ``b*``), training blends, one blend per sex of held-out voices."""
-    names = sorted(path.stem for path in KOKORO_VOICES.glob("[ab][fm]_*.bin"))
+    """English voices, training blends, one blend per sex of held-out voices."""
+    names = _kokoro_names()
     training = [name for name in names if name not in KOKORO_HELD_OUT]
     held_out = [name for name in names if name in KOKORO_HELD_OUT]
     voices = names + kokoro_blends(training, KOKORO_BLENDS, seed=0) + kokoro_blends(held_out, 1, seed=0)
     return {name: _kokoro_sex(name) for name in voices}
+
+
+def more_kokoro_blends(count: int) -> tuple[Voice, ...]:
+    """``count`` training blends per sex beyond the catalogue's, from their own seed: more speakers, while
+    every catalogue voice keeps its speaker number and earlier corpora rebuild exactly."""
+    if not count or not _kokoro_available():
+        return ()
+    training = [name for name in _kokoro_names() if name not in KOKORO_HELD_OUT]
+    return tuple(Voice("kokoro", name, _kokoro_sex(name)) for name in kokoro_blends(training, count, seed=1))
 
 
 @functools.cache
