@@ -71,6 +71,8 @@ def stream(source: Source, max_seconds: float = math.inf) -> Iterator[tuple[torc
             if not container.streams.audio:
                 raise AudioDecodeError("the file holds no audio stream")
             audio = container.streams.audio[0]
+            if audio.codec_context is None:  # a damaged header can name a codec FFmpeg cannot open
+                raise AudioDecodeError("the file's audio stream cannot be decoded")
             if audio.codec_context.sample_rate:  # what the header states; the frames are checked as they come
                 check_sample_rate(audio.codec_context.sample_rate)
             if audio.codec_context.channels:
