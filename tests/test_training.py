@@ -3,6 +3,7 @@ import functools
 import json
 import subprocess
 import sys
+import warnings
 
 import pytest
 import torch
@@ -10,12 +11,14 @@ import torch
 from asr import checkpoint
 from asr.audio import decode
 from asr.features import FeatureConfig
+from asr.model import AcousticModel, ModelConfig
 from asr.transcriber import Transcriber
 from tests.conftest import speak, write_chapter
 from training import corpus, evaluation
+from training import train as train_module
 from training.data import FeatureDataset, load
 from training.metrics import cer, edit_distance, wer
-from training.train import PRESETS, TrainConfig, train
+from training.train import PRESETS, Optimisation, TrainConfig, train
 
 OVERFIT_TEXTS = ["open the garage door", "call alice on monday", "play music in the kitchen", "turn off the red lamp"]
 
@@ -25,6 +28,18 @@ def test_edit_distance_and_rates():
     assert edit_distance([], ["a"]) == 1
     assert cer(["abcd", "ef"], ["abxd", "ef"]) == pytest.approx(1 / 6)
     assert wer(["the cat sat"], ["the cat sat down"]) == pytest.approx(1 / 3)
+
+
+def test_bf16_on_a_cpu_that_only_emulates_it_warns_that_fp32_is_faster(monkeypatch):
+    model, cpu = AcousticModel(ModelConfig(n_rnn_layers=1)), torch.device("cpu")
+    monkeypatch.setattr(train_module, "native_bf16", lambda: False)
+    with pytest.warns(UserWarning, match="use --precision fp32"):
+        Optimisation(model, TrainConfig(precision="bf16"), total_steps=10, device=cpu)
+    monkeypatch.setattr(train_module, "native_bf16", lambda: True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Optimisation(model, TrainConfig(precision="bf16"), total_steps=10, device=cpu)
+        Optimisation(model, TrainConfig(precision="fp32"), total_steps=10, device=cpu)
 
 
 class ComputedOnce(FeatureDataset):
