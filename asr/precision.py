@@ -56,14 +56,18 @@ def native_bf16() -> bool:
 
 
 class _InBf16(nn.Module):
-    """A CPU block run under bf16 autocast, its output back in float32."""
+    """A CPU block run under bf16 autocast, its output back in float32.
+
+    Maps at most two frames wide stay in float32: oneDNN's bf16 kernel for the strided convolution
+    (torch 2.14.1, AMX) returns garbage, even NaN, when its output is one frame wide.
+    """
 
     def __init__(self, block: nn.Module):
         super().__init__()
         self.block = block
 
     def forward(self, *args: torch.Tensor) -> torch.Tensor:
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args[0].shape[-1] > 2):
             return self.block(*args).float()
 
 

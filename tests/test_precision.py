@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch.ao.nn.quantized import dynamic
 
+from asr import precision
 from asr.precision import _InBf16, native_bf16, resolve
 from asr.transcriber import Transcriber
 from bench.serving import SENTENCES, speech
@@ -43,3 +44,17 @@ def test_int8_quantises_the_grus_and_linears_and_keeps_the_text():
     quantised = [t.text for t in int8.transcribe(clips)]
     assert cer(exact, quantised) <= 0.03
     assert cer(SENTENCES, quantised) <= cer(SENTENCES, exact) + 0.03
+
+
+@pytest.mark.parametrize("samples", [1, 160, 320, 480, 8000])
+def test_int8_with_bf16_convolutions_reads_clips_of_one_or_two_frames_as_fp32_does(monkeypatch, samples):
+    """A 60-byte WAV of one frame made the strided convolution's bf16 kernel return NaN on an AMX CPU,
+    and the int8 layers after it then failed the request (a 500)."""
+    monkeypatch.setattr(precision, "native_bf16", lambda: True)
+    fp32 = Transcriber.from_checkpoint("asr/models/default.safetensors", "cpu", "fp32")
+    mixed = Transcriber.from_checkpoint("asr/models/default.safetensors", "cpu", "int8")
+    assert isinstance(mixed.model.conv, _InBf16)
+    clip = [(torch.randn(1, samples, generator=torch.Generator().manual_seed(samples)) * 0.1, 16000)]
+    exact, got = fp32.log_probs(clip)[0], mixed.log_probs(clip)[0]
+    assert got.shape == exact.shape and torch.isfinite(got).all()
+    assert (got.exp() - exact.exp()).abs().max() < 0.1

@@ -109,13 +109,18 @@ def test_command_line_builds_trains_and_evaluates(tmp_path):
     assert out.with_suffix(".png").read_bytes().startswith(b"\x89PNG")
     assert len(out.with_suffix(".csv").read_text().splitlines()) == 3  # header and two epochs
     report = json.loads(
-        run([sys.executable, "-m", "training", "evaluate", out, data, "--report", tmp_path / "r.json"]).stdout
+        run(
+            [sys.executable, "-m", "training", "evaluate", out, data, "--report", tmp_path / "r.json"]
+            + ["--device", "cpu", "--precision", "auto"]
+        ).stdout
     )
     assert report["dev"]["utterances"] == 2 and report["test"]["utterances"] == 2
     assert set(report["test"]["by_voice"]) <= set(corpus.DEFAULT_HELD_OUT)
     assert sum(v["utterances"] for v in report["test"]["by_voice"].values()) == 2
     assert set(report["test"]["by_engine"]) == {v.split(":")[0] for v in report["test"]["by_voice"]}
-    rows = json.loads((tmp_path / "r.json").read_text())["utterances"]
+    written = json.loads((tmp_path / "r.json").read_text())
+    assert written["precision"] == "int8"  # what the service runs on a CPU
+    rows = written["utterances"]
     assert [r["split"] for r in rows] == ["dev", "dev", "test", "test"] and all(r["voice"] for r in rows)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from asr import checkpoint
+from asr import checkpoint, precision
 from asr.beam import BeamDecoder, BeamOptions, DecodingDefaults, LanguageModel
 from asr.decoding import greedy_decode
 from asr.model import AcousticModel, ModelConfig
@@ -119,15 +119,26 @@ def _train(args: argparse.Namespace) -> None:
 
 def _evaluate(args: argparse.Namespace) -> None:
     model, info = checkpoint.load(args.checkpoint, args.device)
+    device = next(model.parameters()).device
+    numerics = precision.resolve(args.precision, device)
+    model = precision.prepare(model, numerics)
     decoder = BeamDecoder(LanguageModel.load(args.lm)) if args.lm else None
-    rows = evaluation.score(
-        model, info.feature_config, *evaluation.splits_of(args.data, args.splits), workers=args.workers, decoder=decoder
-    )
+    with precision.autocast(numerics, device):
+        rows = evaluation.score(
+            model,
+            info.feature_config,
+            *evaluation.splits_of(args.data, args.splits),
+            workers=args.workers,
+            decoder=decoder,
+        )
     summary = evaluation.report(rows)
     print(json.dumps(summary, indent=2))
     if args.report:
         args.report.write_text(
-            json.dumps({"checkpoint": str(args.checkpoint), "summary": summary, "utterances": rows}, indent=1)
+            json.dumps(
+                {"checkpoint": str(args.checkpoint), "precision": numerics, "summary": summary, "utterances": rows},
+                indent=1,
+            )
         )
 
 
@@ -332,6 +343,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lm", type=Path, help="decode with beam search and this LM bundle (.json) instead of greedily")
     p.add_argument("--device", default="auto")
     p.add_argument("--workers", type=int, help="processes preparing batches (default: up to 4)")
+    p.add_argument(
+        "--precision",
+        choices=precision.PRECISIONS,
+        default="fp32",
+        help="numerics of the forward pass (default: %(default)s, as every MODEL_CARD figure; auto scores what "
+        "the service runs, int8 on a CPU)",
+    )
     p.set_defaults(run=_evaluate)
 
     p = commands.add_parser("lm", help="estimate a word n-gram LM (ARPA, Kneser-Ney) and write its bundle")
