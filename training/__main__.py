@@ -347,8 +347,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--precision",
         choices=precision.PRECISIONS,
         default="fp32",
-        help="numerics of the forward pass (default: %(default)s, as every MODEL_CARD figure; auto scores what "
-        "the service runs, int8 on a CPU)",
+        help="numerics of the forward pass (default: %(default)s, as every MODEL_CARD figure; auto takes the "
+        "service's numerics, int8 on a CPU)",
     )
     p.set_defaults(run=_evaluate)
 
