@@ -238,7 +238,9 @@ def plan(
     pools = {"train": seen, "dev": seen, "test": unseen}
     texts_by_split = split_texts(text_source, n_train, n_dev, n_test, seed, exclude)
     babble_rng = random.Random(f"{seed}/babble")
-    talkers = [v.id for v in seen if v.engine in BABBLE_ENGINES] or [v.id for v in seen]
+    # Babble speaks with catalogue voices only: a worker renders talkers from the catalogue, not the extra blends.
+    rendered = [v for v in seen if v in catalogue()]
+    talkers = [v.id for v in rendered if v.engine in BABBLE_ENGINES] or [v.id for v in rendered]
     chatter = texts_by_split["train"][:5000] or texts_by_split["dev"] + texts_by_split["test"]
     babble = [(babble_rng.choice(talkers), text) for text in babble_rng.sample(chatter, min(200, len(chatter)))]
     counters: dict[tuple[int, int], int] = defaultdict(int)
