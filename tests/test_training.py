@@ -1,6 +1,7 @@
 import dataclasses
 import functools
 import json
+import math
 import subprocess
 import sys
 import warnings
@@ -40,6 +41,29 @@ def test_bf16_on_a_cpu_that_only_emulates_it_warns_that_fp32_is_faster(monkeypat
         warnings.simplefilter("error")
         Optimisation(model, TrainConfig(precision="bf16"), total_steps=10, device=cpu)
         Optimisation(model, TrainConfig(precision="fp32"), total_steps=10, device=cpu)
+
+
+def test_an_update_with_a_non_finite_gradient_is_skipped_and_a_run_of_them_stops_training():
+    torch.manual_seed(0)
+    model = AcousticModel(
+        ModelConfig(cnn_channels=4, n_res_blocks=1, rnn_dim=32, rnn_hidden=32, n_rnn_layers=1, classifier_dim=32)
+    )
+    optimisation = Optimisation(model, TrainConfig(lr=1e-2), total_steps=100, device=torch.device("cpu"))
+    feats, lengths = torch.randn(2, 128, 50), torch.tensor([50, 40])
+    targets, target_lengths = torch.tensor([3, 4, 5, 6, 7]), torch.tensor([3, 2])
+    initial = [p.detach().clone() for p in model.parameters()]
+    assert optimisation.step(feats, lengths, targets, target_lengths) > 0
+    trained = [p.detach().clone() for p in model.parameters()]
+    assert not all(torch.equal(a, b) for a, b in zip(initial, trained, strict=True))
+    poisoned = feats.clone()
+    poisoned[0, :, 10] = float("nan")
+    assert math.isnan(optimisation.step(poisoned, lengths, targets, target_lengths))
+    assert all(torch.equal(a, b) for a, b in zip(trained, model.parameters(), strict=True))
+    assert optimisation.scheduler.last_epoch == 2  # the schedule keeps time with the steps
+    for _ in range(train_module.MAX_SKIPPED_IN_A_ROW - 2):
+        optimisation.step(poisoned, lengths, targets, target_lengths)
+    with pytest.raises(FloatingPointError, match="updates in a row had non-finite gradients"):
+        optimisation.step(poisoned, lengths, targets, target_lengths)
 
 
 class ComputedOnce(FeatureDataset):

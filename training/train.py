@@ -12,6 +12,7 @@ import csv
 import dataclasses
 import datetime
 import json
+import math
 import platform
 import random
 import time
@@ -94,6 +95,10 @@ def _save(snapshot: dict, path: Path) -> None:
     temporary.replace(path)
 
 
+MAX_SKIPPED_IN_A_ROW = 20
+"""Non-finite updates skipped in a row before training gives up: past a stray batch, the run itself is broken."""
+
+
 class Optimisation:
     """One training step, shared by :func:`train` and the throughput benchmark."""
 
@@ -116,6 +121,7 @@ class Optimisation:
         self.scaler = torch.amp.GradScaler(device.type, enabled=config.precision == "fp16")
         self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.precision)
         self.ctc = torch.nn.CTCLoss(blank=BLANK, reduction="none", zero_infinity=True)
+        self.skipped_in_a_row = 0
 
     def step(
         self,
@@ -125,7 +131,8 @@ class Optimisation:
         target_lengths: torch.Tensor,
         global_batch_size: int | None = None,
     ) -> float:
-        """One update; returns this batch's mean loss (per utterance, per target symbol, as CTC's "mean").
+        """One update; returns this batch's mean loss (per utterance, per target symbol, as CTC's "mean"),
+        or NaN when the gradient was not finite and the update skipped.
 
         Under DDP, ``global_batch_size`` counts the utterances of every rank's batch: scaling the
         summed loss by world size over it makes DDP's gradient average the gradient of the
@@ -142,11 +149,21 @@ class Optimisation:
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.unscale_(self.optimizer)
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
-        self.scaler.step(self.optimizer)
+        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        # One non-finite gradient (seen in bf16) would make every weight NaN for good: skip that update.
+        # The norm is of the summed gradients, so under DDP every rank skips the same steps.
+        finite = bool(torch.isfinite(norm))
+        if finite:
+            self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
-        return per_utterance.mean().item()
+        self.skipped_in_a_row = 0 if finite else self.skipped_in_a_row + 1
+        if self.skipped_in_a_row >= MAX_SKIPPED_IN_A_ROW:
+            raise FloatingPointError(
+                f"{self.skipped_in_a_row} updates in a row had non-finite gradients "
+                f"(precision {self.config.precision}): lower --lr or train in fp32"
+            )
+        return per_utterance.mean().item() if finite else math.nan
 
     def state_dict(self) -> dict:
         return {
@@ -302,16 +319,18 @@ def train(
         loss = optimisation.step(feats, lengths, targets, target_lengths, sum(map(len, group)))
 
         state["step"] = step + 1
-        state["epoch_losses"].append(loss)
+        if math.isfinite(loss):
+            state["epoch_losses"].append(loss)
+        else:
+            state["epoch_skipped"] = state.get("epoch_skipped", 0) + 1
         audio_seconds += sum(frames[i] for b in group for i in b) * config.features.frame_seconds
         speed = audio_seconds / (time.perf_counter() - started)
         lr = optimisation.scheduler.get_last_lr()[0]
         progress.update()
-        progress.set_postfix(
-            epoch=epoch, loss=f"{state['epoch_losses'][-1]:.3f}", lr=f"{lr:.2e}", audio_s_per_s=f"{speed:.1f}"
-        )
+        progress.set_postfix(epoch=epoch, loss=f"{loss:.3f}", lr=f"{lr:.2e}", audio_s_per_s=f"{speed:.1f}")
         if writer:
-            writer.add_scalar("train/loss", state["epoch_losses"][-1], step + 1)
+            if math.isfinite(loss):
+                writer.add_scalar("train/loss", loss, step + 1)
             writer.add_scalar("train/lr", lr, step + 1)
             writer.add_scalar("train/audio_seconds_per_second", speed, step + 1)
 
@@ -319,10 +338,11 @@ def train(
             entry = {
                 "epoch": epoch,
                 "steps": step + 1,
-                "loss": sum(state["epoch_losses"]) / len(state["epoch_losses"]),
+                "loss": sum(state["epoch_losses"]) / max(1, len(state["epoch_losses"])),
                 "audio_seconds_per_second": round(speed, 2),
+                "skipped_steps": state.get("epoch_skipped", 0),
             }
-            state["epoch_losses"] = []
+            state["epoch_losses"], state["epoch_skipped"] = [], 0
             if dev_set and world.is_main:
                 scores = evaluate(model, dev_set, frame_seconds)
                 entry.update(dev_cer=scores["cer"], dev_wer=scores["wer"])
