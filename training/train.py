@@ -338,7 +338,7 @@ def train(
             entry = {
                 "epoch": epoch,
                 "steps": step + 1,
-                "loss": sum(state["epoch_losses"]) / max(1, len(state["epoch_losses"])),
+                "loss": sum(state["epoch_losses"]) / len(state["epoch_losses"]) if state["epoch_losses"] else math.nan,
                 "audio_seconds_per_second": round(speed, 2),
                 "skipped_steps": state.get("epoch_skipped", 0),
             }
