@@ -118,6 +118,26 @@ def mel_filters(config: FeatureConfig, device: torch.device | str = "cpu") -> to
     return filters.to(device)
 
 
+def _hz_to_mel(hz: torch.Tensor, scale: str) -> torch.Tensor:
+    if scale == "htk":
+        return 2595.0 * torch.log10(1.0 + hz / 700.0)
+    log_region = hz >= 1000.0
+    return torch.where(log_region, 15.0 + 27.0 * torch.log(hz.clamp(min=1000.0) / 1000.0) / math.log(6.4), hz * 3 / 200)
+
+
+def _mel_to_hz(mel: torch.Tensor, scale: str) -> torch.Tensor:
+    if scale == "htk":
+        return 700.0 * (10.0 ** (mel / 2595.0) - 1.0)
+    return torch.where(mel >= 15.0, 1000.0 * torch.exp(math.log(6.4) / 27.0 * (mel - 15.0)), mel * 200 / 3)
+
+
+def mel_centres(config: FeatureConfig = FeatureConfig()) -> torch.Tensor:
+    """Each Mel filter's centre frequency in Hz (float64): where a formant lands on the model's frequency axis."""
+    edges = torch.tensor([config.f_min, config.f_max], dtype=torch.float64)
+    low, high = _hz_to_mel(edges, config.mel_scale).tolist()
+    return _mel_to_hz(torch.linspace(low, high, config.n_mels + 2, dtype=torch.float64)[1:-1], config.mel_scale)
+
+
 @functools.lru_cache(maxsize=8)
 def _window(config: FeatureConfig, device: torch.device) -> torch.Tensor:
     return torch.hann_window(config.win_length, device=device)

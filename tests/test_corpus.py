@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from asr.features import FeatureConfig
+from asr.features import FeatureConfig, mel_centres
 from training import augment, corpus, texts
 from training.data import FeatureDataset, load, read_transcripts
 from training.texts import fortune_sentences, sentences_from
@@ -176,6 +176,44 @@ def test_speed_room_colour_and_clipping():
     clipped = augment.clip(clean, 0.5)
     assert clipped.abs().max() == pytest.approx(clean.abs().max().item(), rel=1e-4)
     assert (clipped.abs() > 0.99 * clipped.abs().max()).float().mean() > 0.1  # flat tops
+
+
+def _formant_peak(features: torch.Tensor) -> int:
+    return int(features[0, :, 0].argmax())
+
+
+def test_vocal_tract_warp_moves_formants_with_the_factor_and_keeps_the_axis():
+    centres = mel_centres(FeatureConfig())
+    frames = torch.full((1, 128, 4), -10.0)
+    frames[0, 60, :] = 0.0  # one formant at about 1.5 kHz, the same in every frame
+    same, higher, lower = (augment.warp_frequency(frames, torch.tensor([f]), centres) for f in (1.0, 1.1, 0.9))
+    assert torch.allclose(same, frames)
+    assert _formant_peak(lower) < 60 < _formant_peak(higher)
+    assert centres[_formant_peak(higher)] / centres[60] == pytest.approx(1.1, abs=0.03)
+    top = torch.zeros(1, 128, 1)
+    top[0, -1] = 1.0
+    assert augment.warp_frequency(top, torch.tensor([0.9]), centres)[0, -1, 0] == pytest.approx(1.0)  # the top stays
+    padding = torch.zeros(2, 128, 3)
+    assert torch.equal(augment.warp_frequency(padding, torch.tensor([0.9, 1.1]), centres), padding)
+
+
+def test_spec_augment_policies_mask_what_they_say_and_replay_from_the_seed():
+    features = torch.randn(3, 128, 200, generator=torch.Generator().manual_seed(0))
+    lengths = torch.tensor([200, 150, 80])
+    mild = augment.spec_augment(features, lengths, torch.Generator().manual_seed(1))
+    strong = augment.spec_augment(features, lengths, torch.Generator().manual_seed(1), augment.SPEC_AUGMENT["strong"])
+    again = augment.spec_augment(features, lengths, torch.Generator().manual_seed(1), augment.SPEC_AUGMENT["strong"])
+    assert torch.equal(strong, again)
+    default = augment.spec_augment(features, lengths, torch.Generator().manual_seed(1), augment.SPEC_AUGMENT["mild"])
+    assert torch.equal(mild, default)
+    assert mild.shape == strong.shape == features.shape
+    masked = mild[2, :, :80][mild[2, :, :80] != features[2, :, :80]]
+    assert masked.numel() and torch.allclose(masked, features[2, :, :80].mean())  # masks hold the utterance's mean
+    changed = [(m != features).float().mean().item() for m in (mild, strong)]
+    assert 0 < changed[0] < changed[1]
+    warp_only = augment.SpecAugment(freq_masks=0, time_masks=0, max_warp=0.1)
+    warped = augment.spec_augment(features, lengths, torch.Generator().manual_seed(2), warp_only)
+    assert not torch.equal(warped, features) and torch.allclose(warped.mean(), features.mean(), atol=0.05)
 
 
 def test_noise_recordings_mix_at_the_asked_snr():

@@ -11,6 +11,7 @@ from asr.features import (
     _resample_each,
     features,
     log_mel,
+    mel_centres,
     mel_filters,
     num_frames,
     pad_batch,
@@ -31,6 +32,16 @@ def test_no_mel_filter_is_empty():
     filters = mel_filters(FeatureConfig())
     assert filters.shape == (257, 128)
     assert (filters.sum(dim=0) > 0).all()
+
+
+@pytest.mark.parametrize("scale", ["slaney", "htk"])
+def test_mel_centres_are_where_each_filter_peaks(scale):
+    config = FeatureConfig(mel_scale=scale, n_fft=8192)  # a fine grid, so the peaks land within 1 Hz of the centres
+    filters = mel_filters(config)
+    peaks = filters.argmax(dim=0).double() * config.sample_rate / config.n_fft
+    centres = mel_centres(config)
+    assert centres.shape == (128,) and bool((centres.diff() > 0).all())
+    assert (peaks - centres).abs().max() < config.sample_rate / config.n_fft
 
 
 def test_any_rate_and_channel_count_reach_the_same_features(speech):

@@ -90,7 +90,7 @@ def test_overfit_a_handful_of_utterances_to_zero_cer(tmp_path, precision):
         epochs=200,
         lr=1e-2,
         max_frames=100_000,
-        spec_augment=False,
+        spec_augment=None,
         device="cpu",
         precision=precision,
     )

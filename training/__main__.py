@@ -18,6 +18,7 @@ from asr.decoding import greedy_decode
 from asr.model import AcousticModel, ModelConfig
 from asr.text import normalise
 from training import corpus, distributed, evaluation, lm, sentences, texts, tuning
+from training.augment import SPEC_AUGMENT
 from training.data import LIBRISPEECH_SUBSETS, FeatureDataset, load, read_transcripts
 from training.metrics import cer, wer
 from training.plots import reliability_plot, training_curves, tuning_plot
@@ -62,7 +63,7 @@ def _train(args: argparse.Namespace) -> None:
         epochs=args.epochs,
         max_frames=args.max_frames,
         lr=args.lr,
-        spec_augment=not args.no_spec_augment,
+        spec_augment=SPEC_AUGMENT[args.spec_augment],
         seed=args.seed,
         device=args.device,
         checkpoint_every=args.checkpoint_every,
@@ -316,7 +317,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=defaults.lr, help="peak learning rate")
     p.add_argument("--seed", type=int, default=defaults.seed)
     p.add_argument("--device", default=defaults.device, help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--no-spec-augment", action="store_true")
+    p.add_argument(
+        "--spec-augment", choices=list(SPEC_AUGMENT), default="mild", help="augmentation policy (default: %(default)s)"
+    )
     p.add_argument(
         "--checkpoint-every", type=int, default=defaults.checkpoint_every, help="steps between resume states"
     )

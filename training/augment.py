@@ -1,4 +1,4 @@
-"""Augmentation: waveform effects for corpus building, SpecAugment for training batches.
+"""Augmentation: waveform effects for corpus building, SpecAugment and VTLP for training batches.
 
 The waveform effects are pure functions of 16 kHz mono audio and explicit parameters; the
 corpus builder draws the parameters from each utterance's seed, so a corpus is reproducible.
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import math
+from dataclasses import dataclass
 
 import av
 import numpy as np
@@ -17,6 +18,7 @@ import torch
 import torchaudio.functional as AF
 
 from asr.audio import decode
+from asr.features import FeatureConfig, mel_centres
 
 
 def add_noise(waveform: torch.Tensor, snr_db: float, seed: int, colour: float = 0.0) -> torch.Tensor:
@@ -147,29 +149,71 @@ def _band_mask(size: int, widths: torch.Tensor, limits: torch.Tensor, generator:
     return (positions >= starts[:, None]) & (positions < (starts + widths)[:, None])
 
 
+@dataclass(frozen=True)
+class SpecAugment:
+    """A SpecAugment policy (Park et al. 2019), with vocal-tract length perturbation (Jaitly and Hinton 2013)."""
+
+    freq_masks: int = 2
+    max_freq_width: int = 20
+    """Mel bins, of 128."""
+    time_masks: int = 2
+    max_time_fraction: float = 0.05
+    """Of each utterance's own length, so short clips are not wiped out."""
+    max_warp: float = 0.0
+    """Largest change of the frequency scale: 0.1 draws each utterance's factor from [0.9, 1.1]."""
+
+
+SPEC_AUGMENT = {
+    "off": None,
+    "mild": SpecAugment(),
+    "strong": SpecAugment(max_freq_width=30, time_masks=5, max_time_fraction=0.04, max_warp=0.1),
+}
+"""The policies ``train --spec-augment`` names; mild, the default, is what the bundled model was trained with."""
+
+
+def warp_frequency(features: torch.Tensor, factors: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
+    """``(batch, n_mels, frames)`` log-Mel features as if each speaker's vocal tract were ``factor`` times shorter.
+
+    Frequencies up to 60% of the top filter's scale by the factor; above, a straight line keeps the top in
+    place, so no band leaves the axis. Each output bin interpolates the input's two nearest filters.
+    """
+    top = centres[-1]
+    knee = 0.6 * top
+    target = centres[None, :]
+    factor = factors.double()[:, None]
+    source = torch.where(
+        target <= knee, target / factor, knee / factor + (target - knee) * (top - knee / factor) / (top - knee)
+    )
+    upper = torch.searchsorted(centres, source.contiguous()).clamp(1, len(centres) - 1)
+    lower = upper - 1
+    weight = ((source - centres[lower]) / (centres[upper] - centres[lower])).clamp(0, 1).to(features.dtype)
+    frames = features.shape[-1]
+    below = features.gather(1, lower[:, :, None].expand(-1, -1, frames))
+    above = features.gather(1, upper[:, :, None].expand(-1, -1, frames))
+    return below + (above - below) * weight[:, :, None]
+
+
 def spec_augment(
     features: torch.Tensor,
     lengths: torch.Tensor,
     generator: torch.Generator,
-    freq_masks: int = 2,
-    max_freq_width: int = 20,
-    time_masks: int = 2,
-    max_time_fraction: float = 0.05,
+    policy: SpecAugment = SpecAugment(),
+    feature_config: FeatureConfig = FeatureConfig(),
 ) -> torch.Tensor:
-    """Masked copy of ``(batch, n_mels, frames)`` features; masks take each utterance's mean value.
-
-    Time-mask widths scale with each utterance's own length, so short clips are not wiped out.
-    """
+    """Augmented copy of ``(batch, n_mels, frames)`` features: warped, then masked with each utterance's mean."""
     batch, n_mels, frames = features.shape
+    if policy.max_warp:
+        factors = 1 + (2 * torch.rand(batch, generator=generator) - 1) * policy.max_warp
+        features = warp_frequency(features, factors, mel_centres(feature_config))
     valid = (torch.arange(frames) < lengths[:, None]).unsqueeze(1)
     mean = (features * valid).sum(dim=(1, 2), keepdim=True) / (lengths.view(-1, 1, 1) * n_mels)
     masked = features.clone()
-    for _ in range(freq_masks):
-        widths = torch.randint(0, max_freq_width + 1, (batch,), generator=generator)
+    for _ in range(policy.freq_masks):
+        widths = torch.randint(0, policy.max_freq_width + 1, (batch,), generator=generator)
         band = _band_mask(n_mels, widths, torch.full((batch,), n_mels), generator)
         masked = torch.where(band[:, :, None], mean, masked)
-    for _ in range(time_masks):
-        widths = (torch.rand(batch, generator=generator) * lengths * max_time_fraction).long()
+    for _ in range(policy.time_masks):
+        widths = (torch.rand(batch, generator=generator) * lengths * policy.max_time_fraction).long()
         band = _band_mask(frames, widths, lengths, generator)
         masked = torch.where(band[:, None, :], mean, masked)
     return masked

@@ -32,7 +32,7 @@ from asr.model import AcousticModel, ModelConfig
 from asr.precision import native_bf16
 from asr.text import BLANK
 from training import distributed
-from training.augment import spec_augment
+from training.augment import SpecAugment, spec_augment
 from training.data import FeatureDataset, batches, feature_statistics, length_buckets
 from training.evaluation import evaluate
 
@@ -60,7 +60,8 @@ class TrainConfig:
     """Peak learning rate of the one-cycle schedule."""
     weight_decay: float = 1e-2
     grad_clip: float = 1.0
-    spec_augment: bool = True
+    spec_augment: SpecAugment | None = SpecAugment()
+    """None trains on the features as they are."""
     seed: int = 0
     device: str = "auto"
     checkpoint_every: int = 200
@@ -314,8 +315,8 @@ def train(
     loader = batches(train_set, [group[world.rank] for _, group in schedule[first_step:]], workers)
     for step, (feats, lengths, targets, target_lengths) in enumerate(loader, first_step):
         epoch, group = schedule[step]
-        if config.spec_augment:
-            feats = spec_augment(feats, lengths, generator)
+        if config.spec_augment is not None:
+            feats = spec_augment(feats, lengths, generator, config.spec_augment, config.features)
         loss = optimisation.step(feats, lengths, targets, target_lengths, sum(map(len, group)))
 
         state["step"] = step + 1
