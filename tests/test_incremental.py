@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import pytest
 import torch
@@ -10,6 +11,7 @@ import torch
 from asr.decoding import greedy_decode
 from asr.features import features, log_mel
 from asr.incremental import Settled, advance
+from asr.model import AcousticModel
 from asr.transcriber import Transcriber
 from bench.serving import SENTENCES, speech
 from service.engine import Engine
@@ -26,6 +28,14 @@ READ = 6400
 def transcriber() -> Transcriber:
     """In fp32, whose outputs do not depend on batch-mates (int8's activation scales do)."""
     return Transcriber.from_checkpoint("asr/models/default.safetensors", "cpu", "fp32")
+
+
+@pytest.fixture(scope="module")
+def running(transcriber) -> Transcriber:
+    """The bundled weights, centred on a running mean of each utterance (2 s of prior) instead of a fixed one."""
+    model = AcousticModel(dataclasses.replace(transcriber.model.config, running_mean_frames=200)).eval()
+    model.load_state_dict(transcriber.model.state_dict())
+    return Transcriber(model, transcriber.info, precision="fp32")
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +72,22 @@ def test_without_a_window_every_read_is_a_full_re_read(transcriber, sentences):
     # The same numbers, up to float rounding: the front end ran on slices of different lengths.
     torch.testing.assert_close(log_probs, full[0], atol=1e-4, rtol=0)
     assert {s.frames for s in settled} == {0}
+
+
+def test_a_running_mean_streams_as_it_reads_the_whole_clip(running, sentences):
+    model = running.model
+    with torch.inference_mode():
+        feats = features(sentences, 16000, running.info.feature_config)[None]
+        full, _ = model(feats)
+        front, _ = model.front_end(feats)
+    log_probs, _ = stream(running, sentences, window=None)
+    torch.testing.assert_close(log_probs, full[0], atol=1e-4, rtol=0)
+    # With a window, every read began late in the clip, yet the front end's kept outputs are the whole
+    # clip's: each frame was centred on the sum of everything heard before it, carried from read to read.
+    _, settled = stream(running, sentences, window=50)
+    last = settled[-1]
+    assert last.frames > 300 and last.heard is not None
+    torch.testing.assert_close(last.front, front[0, last.frames : last.front_frames], atol=1e-4, rtol=0)
 
 
 def test_a_window_bounds_the_work_of_each_read_and_keeps_nearly_all_the_text(transcriber, sentences):

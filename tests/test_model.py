@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 import torch
 
@@ -58,3 +60,27 @@ def test_wrong_mel_count_is_rejected():
 def test_unknown_config_field_is_named():
     with pytest.raises(ValueError, match="unknown model config fields: depth"):
         ModelConfig.from_dict({**ModelConfig().to_dict(), "depth": 3})
+
+
+def test_a_running_mean_cancels_a_fixed_channel_colouring():
+    torch.manual_seed(0)
+    model = AcousticModel(ModelConfig(running_mean_frames=200)).eval()
+    model.feature_mean.normal_()
+    speech = torch.randn(1, 128, 600)
+    colour = 3 * torch.randn(128, 1)  # a microphone's gain per band: a constant in the log-Mel domain
+    plain = speech - model.centre(speech)
+    coloured = (speech + colour) - model.centre(speech + colour)
+    # What is left of the colouring at frame t is its share of the prior: N / (N + t + 1).
+    left = colour * 200 / (200 + torch.arange(1, 601))
+    torch.testing.assert_close(coloured - plain, left.expand(1, -1, -1), atol=1e-4, rtol=0)
+    # The fixed centring (the default) keeps all of it.
+    fixed = AcousticModel(ModelConfig())
+    torch.testing.assert_close(
+        (speech + colour - fixed.centre(speech)) - (speech - fixed.centre(speech)), colour.expand(1, -1, 600)
+    )
+
+
+def test_same_shape_ignores_what_holds_no_weights():
+    config = ModelConfig()
+    assert config.same_shape(dataclasses.replace(config, dropout=0.3, running_mean_frames=100))
+    assert not config.same_shape(dataclasses.replace(config, rnn_hidden=256))

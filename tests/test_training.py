@@ -17,6 +17,7 @@ from asr.transcriber import Transcriber
 from tests.conftest import speak, write_chapter
 from training import corpus, evaluation
 from training import train as train_module
+from training.__main__ import build_parser
 from training.data import FeatureDataset, load
 from training.metrics import cer, edit_distance, wer
 from training.train import PRESETS, Optimisation, TrainConfig, train
@@ -246,6 +247,19 @@ def test_effects_are_reported_one_group_each_and_clean_apart():
     assert {name: group["wer"] for name, group in groups.items()} == {"clean": 0.0, "noise": 0.75, "room": 0.5}
 
 
+def test_the_command_line_refuses_a_new_shape_for_an_init_checkpoint(tmp_path):
+    def run(*flags):
+        args = build_parser().parse_args(["train", "--init", "asr/models/default.safetensors", "--out", "x", *flags])
+        args.run(args)
+
+    for flags in (["--set", "rnn_hidden=64"], ["--preset", "tiny"]):
+        with pytest.raises(SystemExit, match="takes the model's shape from its checkpoint"):
+            run(*flags)
+    # What holds no weights passes the check, and then the run wants its data.
+    with pytest.raises(SystemExit, match="give --data"):
+        run("--set", "running_mean_frames=200", "--set", "dropout=0.2")
+
+
 def test_init_starts_from_a_checkpoint_and_refuses_another_shape(tmp_path):
     clips = [(text, speak(text)) for text in OVERFIT_TEXTS]
     examples = FeatureDataset(load([write_chapter(tmp_path / "clips", 1, 1, clips)], FeatureConfig()), FeatureConfig())
@@ -259,3 +273,7 @@ def test_init_starts_from_a_checkpoint_and_refuses_another_shape(tmp_path):
     other = dataclasses.replace(config, model=dataclasses.replace(PRESETS["tiny"], rnn_hidden=64))
     with pytest.raises(ValueError, match="another model or feature configuration"):
         train(other, examples, init=first, workers=0)
+    # The input centring is not part of the shape: a checkpoint can be fine-tuned with a running mean.
+    running = dataclasses.replace(config, model=dataclasses.replace(PRESETS["tiny"], running_mean_frames=200), lr=0.0)
+    centred, _ = train(running, examples, init=first, workers=0)
+    assert centred.config.running_mean_frames == 200 and torch.equal(centred.conv.weight, trained.conv.weight)

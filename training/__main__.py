@@ -54,10 +54,13 @@ def _corpus(args: argparse.Namespace) -> None:
 
 
 def _train(args: argparse.Namespace) -> None:
-    if args.init is not None and (args.preset or args.set):
-        raise SystemExit("--init takes the model's shape from its checkpoint: drop --preset and --set")
     base = checkpoint.read_info(args.init).model_config if args.init else PRESETS[args.preset or "default"]
     model = dataclasses.replace(base, **dict(args.set))
+    if args.init is not None and (args.preset or not base.same_shape(model)):
+        raise SystemExit(
+            "--init takes the model's shape from its checkpoint: drop --preset, and --set but for "
+            "dropout and running_mean_frames"
+        )
     config = TrainConfig(
         model=model,
         epochs=args.epochs,
@@ -309,7 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="FIELD=VALUE",
-        help="override one model config field of the preset, e.g. --set rnn_hidden=384",
+        help="override one model config field of the preset (of the --init checkpoint: dropout and "
+        "running_mean_frames only), e.g. --set rnn_hidden=384",
     )
     defaults = TrainConfig()
     p.add_argument("--epochs", type=int, default=defaults.epochs)

