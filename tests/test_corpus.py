@@ -10,7 +10,7 @@ from asr.features import FeatureConfig, mel_centres
 from training import augment, corpus, texts
 from training.data import FeatureDataset, load, read_transcripts
 from training.texts import fortune_sentences, sentences_from
-from training.voices import KOKORO_HELD_OUT, catalogue, more_kokoro_blends
+from training.voices import KOKORO_HELD_OUT, accented_kokoro_voices, catalogue, more_kokoro_blends
 
 
 def test_layout_is_librispeech_splits_are_disjoint_and_test_voices_unseen(tmp_path):
@@ -309,6 +309,24 @@ def test_more_kokoro_blends_add_training_speakers_and_leave_earlier_corpora_as_t
     blend = next(u for u in after if u.voice in extra)
     utterance_id, seconds = corpus._write((dataclasses.replace(blend, effects={}), tmp_path))
     assert utterance_id == blend.id and seconds > 0.5
+
+
+def test_accented_voices_are_new_training_speakers_that_keep_held_out_voices_and_earlier_numbers():
+    accented = accented_kokoro_voices(40)
+    names = [voice.name for voice in accented]
+    plain = [name for name in names if "+" not in name]
+    assert len(plain) == 26 and not {name[0] for name in plain} & {"a", "b"}  # every other language's voice
+    assert len(names) == len(set(names)) == 26 + 80 and not set(names) & {v.name for v in catalogue()}
+    members = [[part.split("*")[0] for part in name.split("+")] for name in names if "+" in name]
+    assert not {m for parts in members for m in parts} & set(KOKORO_HELD_OUT)
+    assert all(len({m[1] for m in parts}) == 1 for parts in members)  # one sex per blend
+    assert all(sum(m[0] not in "ab" for m in parts) == 1 for parts in members)  # one accent in each
+    before = corpus.plan(600, 20, 20, seed=3, engines=("kokoro",), blends=20)
+    after = corpus.plan(600, 20, 20, seed=3, engines=("kokoro",), blends=20, accents=40)
+    assert len({u.voice for u in after if u.split == "train"} & {v.id for v in accented}) > 80
+    assert [u for u in after if u.split == "test"] == [u for u in before if u.split == "test"]
+    old, new = ({u.voice: u.id.split("-")[0] for u in plan} for plan in (before, after))
+    assert all(new[voice] == old[voice] for voice in new.keys() & old.keys())
 
 
 def test_a_kokoro_only_corpus_with_extra_blends_babbles_with_voices_a_worker_can_render():

@@ -49,6 +49,7 @@ def _corpus(args: argparse.Namespace) -> None:
         config=corpus.NO_EFFECTS if args.no_effects else corpus.AugmentConfig(),
         exclude=_sentences_of(args.exclude),
         blends=args.blends,
+        accents=args.accents,
     )
     print(f"wrote {manifest}")
 
@@ -277,6 +278,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=0,
         help="more Kokoro training blends per sex than the catalogue's (more speakers; 0 rebuilds earlier corpora)",
+    )
+    p.add_argument(
+        "--accents",
+        type=int,
+        default=0,
+        help="the other languages' Kokoro voices speaking English, and this many blends per sex of them with the "
+        "English training voices",
     )
     _exclude_argument(
         p, "LibriSpeech-layout folders (other corpora's dev and test) whose sentences train must not speak"

@@ -28,7 +28,16 @@ from tqdm import tqdm
 from asr.audio import decode
 from asr.features import FeatureConfig, prepare_waveform
 from training import augment, sentences, texts
-from training.voices import KOKORO_HELD_OUT, Prosody, Voice, catalogue, kokoro_blends, more_kokoro_blends, synthesise
+from training.voices import (
+    KOKORO_HELD_OUT,
+    Prosody,
+    Voice,
+    accented_kokoro_voices,
+    catalogue,
+    kokoro_blends,
+    more_kokoro_blends,
+    synthesise,
+)
 
 NEUTRAL = Prosody()
 
@@ -221,13 +230,15 @@ def plan(
     engines: tuple[str, ...] | None = None,
     exclude: frozenset[str] = frozenset(),
     blends: int = 0,
+    accents: int = 0,
 ) -> list[Utterance]:
     """Every utterance of the corpus, without synthesising anything.
 
     ``engines`` limits the voices to theirs (and the held-out voices to theirs); a voice keeps its
     speaker number either way. ``exclude``: sentences train must not speak (:func:`split_texts`).
-    ``blends``: Kokoro training blends per sex beyond the catalogue's (:func:`more_kokoro_blends`)."""
-    known = catalogue() + more_kokoro_blends(blends)
+    ``blends``: Kokoro training blends per sex beyond the catalogue's (:func:`more_kokoro_blends`); ``accents``:
+    blends per sex with the other languages' voices, and those voices (:func:`accented_kokoro_voices`)."""
+    known = catalogue() + more_kokoro_blends(blends) + accented_kokoro_voices(accents)
     speaker_ids = {voice.id: 100 + i for i, voice in enumerate(known)}
     unknown = sorted(set(held_out) - speaker_ids.keys())
     if unknown:
@@ -364,9 +375,10 @@ def build(
     config: AugmentConfig = AugmentConfig(),
     exclude: frozenset[str] = frozenset(),
     blends: int = 0,
+    accents: int = 0,
 ) -> Path:
     """Write the corpus under ``root`` and return its manifest's path."""
-    utterances = plan(n_train, n_dev, n_test, seed, text_source, held_out, config, engines, exclude, blends)
+    utterances = plan(n_train, n_dev, n_test, seed, text_source, held_out, config, engines, exclude, blends, accents)
     # Spawned, not forked, workers: a fork taken after torch has started its thread pool
     # (as in any process that already ran a model) deadlocks inside the first torch call.
     with multiprocessing.get_context("spawn").Pool(jobs, initializer=torch.set_num_threads, initargs=(1,)) as pool:

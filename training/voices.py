@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import wave
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,14 +121,20 @@ def _kokoro_sex(name: str) -> str:
     return {"f": "female", "m": "male"}[name[1]]
 
 
-def kokoro_blends(names: list[str], count: int, seed: int) -> list[str]:
-    """``count`` blends per sex of ``names``: ``a*0.55+b*0.45``, weights from a flat Dirichlet, largest first."""
+def kokoro_blends(names: list[str], count: int, seed: int, anchors: Sequence[str] = ()) -> list[str]:
+    """``count`` blends per sex of ``names``: ``a*0.55+b*0.45``, weights from a flat Dirichlet, largest first.
+
+    With ``anchors``, each blend is one of them mixed with one or two of ``names``."""
     rng = random.Random(seed)
     blends = []
     for sex in ("female", "male"):
         group = sorted(name for name in names if _kokoro_sex(name) == sex)
+        leads = sorted(name for name in anchors if _kokoro_sex(name) == sex)
         for _ in range(count):
-            members = rng.sample(group, min(len(group), rng.choice((2, 3))))
+            if leads:
+                members = [rng.choice(leads), *rng.sample(group, rng.choice((1, 2)))]
+            else:
+                members = rng.sample(group, min(len(group), rng.choice((2, 3))))
             weights = [rng.expovariate(1.0) for _ in members]
             parts = sorted(zip(members, weights, strict=True), key=lambda part: -part[1])
             rounded = [round(w / sum(weights), 2) for _, w in parts]
@@ -136,9 +143,9 @@ def kokoro_blends(names: list[str], count: int, seed: int) -> list[str]:
     return blends
 
 
-def _kokoro_names() -> list[str]:
-    """The installed English voices: American ``a*``, British ``b*``."""
-    return sorted(path.stem for path in KOKORO_VOICES.glob("[ab][fm]_*.bin"))
+def _kokoro_names(pattern: str = "[ab][fm]_*.bin") -> list[str]:
+    """The installed English voices (American ``a*``, British ``b*``), or those ``pattern`` names."""
+    return sorted(path.stem for path in KOKORO_VOICES.glob(pattern))
 
 
 def _kokoro_voices() -> dict[str, str]:
@@ -157,6 +164,18 @@ def more_kokoro_blends(count: int) -> tuple[Voice, ...]:
         return ()
     training = [name for name in _kokoro_names() if name not in KOKORO_HELD_OUT]
     return tuple(Voice("kokoro", name, _kokoro_sex(name)) for name in kokoro_blends(training, count, seed=1))
+
+
+def accented_kokoro_voices(count: int) -> tuple[Voice, ...]:
+    """The other languages' Kokoro voices speaking English phonemes, and ``count`` blends per sex of one of them
+    with one or two English training voices: timbres and accents that no English voice has, yet as clear (Whisper
+    reads them as well)."""
+    if not count or not _kokoro_available():
+        return ()
+    others = _kokoro_names("[!ab][fm]_*.bin")
+    training = [name for name in _kokoro_names() if name not in KOKORO_HELD_OUT]
+    blends = kokoro_blends(training, count, seed=2, anchors=others)
+    return tuple(Voice("kokoro", name, _kokoro_sex(name)) for name in others + blends)
 
 
 @functools.cache
