@@ -157,13 +157,21 @@ def _kokoro_voices() -> dict[str, str]:
     return {name: _kokoro_sex(name) for name in voices}
 
 
+def _kokoro_training_names() -> list[str]:
+    """The English voices that training may speak with or blend: all but the held-out four."""
+    return [name for name in _kokoro_names() if name not in KOKORO_HELD_OUT]
+
+
+def _as_kokoro_voices(names: list[str]) -> tuple[Voice, ...]:
+    return tuple(Voice("kokoro", name, _kokoro_sex(name)) for name in names)
+
+
 def more_kokoro_blends(count: int) -> tuple[Voice, ...]:
     """``count`` training blends per sex beyond the catalogue's, from their own seed: more speakers, while
     every catalogue voice keeps its speaker number and earlier corpora rebuild exactly."""
     if not count or not _kokoro_available():
         return ()
-    training = [name for name in _kokoro_names() if name not in KOKORO_HELD_OUT]
-    return tuple(Voice("kokoro", name, _kokoro_sex(name)) for name in kokoro_blends(training, count, seed=1))
+    return _as_kokoro_voices(kokoro_blends(_kokoro_training_names(), count, seed=1))
 
 
 def accented_kokoro_voices(count: int) -> tuple[Voice, ...]:
@@ -173,9 +181,7 @@ def accented_kokoro_voices(count: int) -> tuple[Voice, ...]:
     if not count or not _kokoro_available():
         return ()
     others = _kokoro_names("[!ab][fm]_*.bin")
-    training = [name for name in _kokoro_names() if name not in KOKORO_HELD_OUT]
-    blends = kokoro_blends(training, count, seed=2, anchors=others)
-    return tuple(Voice("kokoro", name, _kokoro_sex(name)) for name in others + blends)
+    return _as_kokoro_voices(others + kokoro_blends(_kokoro_training_names(), count, seed=2, anchors=others))
 
 
 @functools.cache
