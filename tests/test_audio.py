@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import struct
 import subprocess
+from pathlib import Path
 
 import av
 import numpy as np
@@ -151,6 +152,17 @@ def test_a_header_that_claims_more_than_the_limit_is_refused_before_decoding():
     with pytest.raises(AudioTooLong, match="the file says it lasts 3600 s, longer than 30 s"):
         next(stream(claiming(flac, 3600, 8000), max_seconds=30))
     assert sum(p.shape[-1] for p, _ in stream(claiming(flac, 20, 8000), max_seconds=30)) == 8000
+
+
+def test_a_packet_ffmpeg_cannot_decode_past_the_stated_end_ends_the_file_and_one_before_it_is_refused():
+    """libFLAC wrote this corpus file; FFmpeg's parser splits a packet off its end that it cannot decode, which
+    stopped a training run (sitting 13 of issue 18). sox and libsndfile read it whole, and so must we."""
+    flac = (Path(__file__).parent / "data" / "flac-false-sync.flac").read_bytes()
+    waveform, rate = decode(flac)
+    expected, _ = soundfile.read(io.BytesIO(flac), dtype="float32")
+    assert rate == 16000 and waveform.shape == (1, 28800) and torch.equal(waveform[0], torch.from_numpy(expected))
+    with pytest.raises(AudioDecodeError, match="not a supported audio file"):
+        decode(claiming(flac, 2.0, 16000))  # the same packet, but before the end the file states
 
 
 def test_decoding_stops_at_the_limit_where_the_header_says_nothing():

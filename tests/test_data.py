@@ -1,4 +1,5 @@
 import random
+import re
 import subprocess
 import sys
 
@@ -6,10 +7,11 @@ import pytest
 import torch
 
 from asr import checkpoint
+from asr.audio import AudioDecodeError
 from asr.features import FeatureConfig
 from asr.text import decode, encode
 from tests.conftest import speak, write_chapter
-from training.data import FeatureDataset, batches, collate, length_buckets, load
+from training.data import FeatureDataset, Recording, batches, collate, length_buckets, load
 
 TEXTS = ["Turn on the lights.", "It's 7 o'clock", "play some jazz"]
 
@@ -54,6 +56,14 @@ def test_length_buckets_cover_every_recording_once_within_the_frame_budget():
     padding = sum(len(b) * max(frames[i] for i in b) for b in plan) / sum(frames)
     assert padding < 1.1, "sorted buckets should pad little"
     assert plan == length_buckets(frames, 3000, random.Random(1)) != length_buckets(frames, 3000, random.Random(2))
+
+
+def test_a_recording_that_cannot_be_decoded_is_named(tmp_path):
+    broken = tmp_path / "1-2-0003.flac"
+    broken.write_bytes(b"fLaC" + bytes(100))
+    dataset = FeatureDataset([Recording("1-2-0003", broken, "hello", 100)], FeatureConfig())
+    with pytest.raises(AudioDecodeError, match=f"^{re.escape(str(broken))}: not a supported audio file"):
+        dataset[0]
 
 
 def test_worker_processes_yield_the_batches_made_in_process(librispeech):

@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchaudio.datasets import LIBRISPEECH
 from tqdm import tqdm
 
-from asr.audio import decode
+from asr.audio import AudioDecodeError, decode
 from asr.features import FeatureConfig, features, num_frames, pad_batch
 from asr.text import encode, normalise
 
@@ -150,7 +150,10 @@ class FeatureDataset(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         recording = self.recordings[index]
-        waveform, rate = decode(recording.path)
+        try:
+            waveform, rate = decode(recording.path)
+        except AudioDecodeError as error:  # it stops a run, so say which of thousands of files did
+            raise AudioDecodeError(f"{recording.path}: {error}") from None
         return features(waveform, rate, self.config), torch.tensor(encode(recording.text))
 
 
