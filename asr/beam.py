@@ -238,7 +238,10 @@ class BeamDecoder:
         """The final beam, best first: at least ``options.alternatives`` where the beam holds that many."""
         d = self.defaults
         emissions = log_probs.detach().float().cpu()
-        if emissions.shape[0] == 0:
+        best = emissions.argmax(-1)
+        if not ((best != BLANK) & (best != _SPACE)).any():
+            # The LM prices an empty sentence far below a short one ("a"), so where the model heard no
+            # letter at all, the search would put a word on silence: the acoustics alone decide there.
             return [Hypothesis(Transcript(""), [])]
         boost = d.hotword_boost if options.hotword_boost is None else options.hotword_boost
         if long := [w for w in options.hotwords if len(w) > MAX_HOTWORD_LETTERS]:

@@ -63,6 +63,18 @@ def test_words_keep_to_the_lexicon_and_separate_as_the_model_does():
     assert decoder.decode(torch.zeros(0, len(ALPHABET) + 1), FRAME)[0] == Transcript("")
 
 
+def test_the_lm_puts_no_word_where_the_model_heard_no_letter(lm):
+    """Near-silence: every frame's likeliest symbol is blank or space. Scored with the LM, "a" beats the
+    empty sentence even at 5% per frame; the transcript stays empty, yet one frame where "a" wins reads "a"."""
+    for share in (0.05, 0.3):
+        quiet = [{"_": 0.9 - share, "a": share}] * 40
+        for frames in (quiet, [*quiet[:20], " ", *quiet[20:]]):
+            found = BeamDecoder(lm).decode(posteriors(frames), FRAME, options=BeamOptions(alpha=1.0, alternatives=3))
+            assert found == [Transcript("")]
+    heard = [*quiet[:20], {"a": 0.6, "_": 0.3}, *quiet[20:]]
+    assert BeamDecoder(lm).decode(posteriors(heard), FRAME, options=BeamOptions(alpha=1.0))[0].text == "a"
+
+
 def test_a_hotword_wins_when_boosted_even_outside_the_vocabulary(lm):
     decoder = BeamDecoder(lm)
     lp = posteriors([*spoken("the "), {"r": 0.5, "b": 0.4}, "_", *spoken("ob sat")])

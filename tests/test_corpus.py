@@ -7,9 +7,11 @@ import pytest
 import torch
 
 from asr.features import FeatureConfig, mel_centres
+from asr.model import AcousticModel
 from training import augment, corpus, texts
-from training.data import FeatureDataset, load, read_transcripts
+from training.data import FeatureDataset, collate, load, read_transcripts
 from training.texts import fortune_sentences, sentences_from
+from training.train import PRESETS, Optimisation, TrainConfig
 from training.voices import KOKORO_HELD_OUT, accented_kokoro_voices, catalogue, more_kokoro_blends
 
 
@@ -334,3 +336,31 @@ def test_a_kokoro_only_corpus_with_extra_blends_babbles_with_voices_a_worker_can
     babbled = [u for u in utterances if "talkers" in u.effects.get("noise", {})]
     talkers = {voice for u in babbled for voice, _ in u.effects["noise"]["talkers"]}
     assert talkers and talkers <= {voice.id for voice in catalogue()}  # what `_write` can look a talker up in
+
+
+def test_clips_without_speech_sound_as_planned_and_train_as_empty_transcripts(tmp_path):
+    planned = corpus.plan(0, 0, 0, seed=1, quiet=60)
+    assert len(planned) == 60 and all(u.split == "train" and u.text == "" for u in planned)
+    assert {u.effects["quiet"]["kind"] for u in planned} == {"silence", "gaussian", "hum", "recording"}
+    assert not any({"speed", "noise"} & u.effects.keys() for u in planned)
+    for sound in (
+        {"kind": "gaussian", "seconds": 2.5, "dbfs": -62.0, "colour": 0.5, "seed": 3},
+        {"kind": "hum", "seconds": 1.5, "dbfs": -40.0, "hz": 50, "harmonics": 4},
+        {"kind": "recording", "seconds": 3.0, "dbfs": -30.0, "file": "applause", "start": 0.2},
+        {"kind": "silence", "seconds": 1.0, "dbfs": -30.0},
+    ):
+        clip = corpus.Utterance("99-1-0000", "train", corpus.QUIET_VOICE, "none", "", corpus.NEUTRAL, {"quiet": sound})
+        audio = corpus.render(clip, {}, tmp_path)
+        assert audio.numel() == 16000 * sound["seconds"]
+        level = 20 * math.log10(audio.square().mean().sqrt().item()) if audio.any() else None
+        assert level == (None if sound["kind"] == "silence" else pytest.approx(sound["dbfs"], abs=0.01))
+
+    corpus.build(tmp_path / "c", 2, 0, 0, seed=1, engines=("espeak-ng",), quiet=2, jobs=1)
+    examples = FeatureDataset(load([tmp_path / "c" / "train"], FeatureConfig()), FeatureConfig())
+    assert sorted(r.text != "" for r in examples.recordings) == [False, False, True, True]
+    feats, lengths, targets, target_lengths = collate([examples[i] for i in range(4)])
+    assert targets.dtype == torch.long and sorted(target_lengths.tolist())[:2] == [0, 0]
+    torch.manual_seed(0)
+    model = AcousticModel(PRESETS["tiny"])
+    loss = Optimisation(model, TrainConfig(), total_steps=10, device=torch.device("cpu"))
+    assert 0 < loss.step(feats, lengths, targets, target_lengths) < math.inf

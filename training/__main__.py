@@ -50,6 +50,7 @@ def _corpus(args: argparse.Namespace) -> None:
         exclude=_sentences_of(args.exclude),
         blends=args.blends,
         accents=args.accents,
+        quiet=args.quiet,
     )
     print(f"wrote {manifest}")
 
@@ -285,6 +286,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help="the other languages' Kokoro voices speaking English, and this many blends per sex of them with the "
         "English training voices",
+    )
+    p.add_argument(
+        "--quiet",
+        type=int,
+        default=0,
+        help="train clips with no speech (silence, hiss, hum, music), transcribed as nothing, beside --train",
     )
     _exclude_argument(
         p, "LibriSpeech-layout folders (other corpora's dev and test) whose sentences train must not speak"

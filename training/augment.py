@@ -21,13 +21,29 @@ from asr.audio import decode
 from asr.features import FeatureConfig, mel_centres
 
 
-def add_noise(waveform: torch.Tensor, snr_db: float, seed: int, colour: float = 0.0) -> torch.Tensor:
-    """Add Gaussian noise at ``snr_db`` to the speech's power; ``colour`` in [0, 1) tilts it towards low frequencies."""
-    generator = torch.Generator().manual_seed(seed)
-    noise = torch.randn(waveform.shape, generator=generator)
+def gaussian_noise(samples: int, seed: int, colour: float = 0.0) -> torch.Tensor:
+    """Unit-variance white noise; ``colour`` in [0, 1) tilts it towards low frequencies."""
+    noise = torch.randn(samples, generator=torch.Generator().manual_seed(seed))
     if colour:
         noise = AF.lfilter(noise, torch.tensor([1.0, -colour]), torch.tensor([1.0, 0.0]), clamp=False)
-    return mix(waveform, noise, snr_db)
+    return noise
+
+
+def add_noise(waveform: torch.Tensor, snr_db: float, seed: int, colour: float = 0.0) -> torch.Tensor:
+    """Add Gaussian noise at ``snr_db`` to the speech's power."""
+    return mix(waveform, gaussian_noise(waveform.shape[-1], seed, colour), snr_db)
+
+
+def hum(samples: int, hz: float, harmonics: int, sample_rate: int = 16000) -> torch.Tensor:
+    """Mains hum: ``hz`` and its overtones, each weaker by its order, as a badly earthed microphone picks up."""
+    t = torch.arange(samples) / sample_rate
+    return sum(torch.sin(2 * math.pi * k * hz * t) / k for k in range(1, harmonics + 1))
+
+
+def at_level(waveform: torch.Tensor, dbfs: float) -> torch.Tensor:
+    """Scaled to a root-mean-square level of ``dbfs`` (0 dB: a full-scale square wave); silence stays silent."""
+    rms = waveform.square().mean().sqrt()
+    return waveform * (10 ** (dbfs / 20) / rms) if rms > 0 else waveform
 
 
 def change_speed(waveform: torch.Tensor, factor: float, sample_rate: int = 16000) -> torch.Tensor:

@@ -60,6 +60,8 @@ NOISE_RECORDINGS = ("frozen-mainzik-1p", "frozen-mainzik-2p", "introzik", "appla
 """Music and room sounds from Debian's frozen-bubble-data (three tracks, 13 minutes; applause; snoring)."""
 BABBLE_ENGINES = ("espeak-ng", "flite", "piper")
 """Cheap voices for background talk, a few at once."""
+QUIET_VOICE, QUIET_SPEAKER = "none:quiet", 99
+"""Of the clips with no speech in them (:func:`_quiet`), transcribed as nothing."""
 
 
 @dataclass(frozen=True)
@@ -142,6 +144,21 @@ def _noise(rng: random.Random, config: AugmentConfig, babble: list[tuple[str, st
     else:
         noise |= {"talkers": [list(talker) for talker in rng.sample(babble, min(len(babble), rng.randint(3, 6)))]}
     return noise
+
+
+def _quiet(rng: random.Random) -> dict:
+    """What a clip without speech holds: digital silence, hiss, mains hum, or music, applause and snoring, from
+    barely there to louder than quiet speech. It teaches the model that sound is not speech: without it, a
+    model whose every clip spoke read faint noise as letters."""
+    kind = rng.choice(("silence", "gaussian", "hum", "recording"))
+    quiet = {"kind": kind, "seconds": round(rng.uniform(1.0, 8.0), 2), "dbfs": round(rng.uniform(-80.0, -25.0), 1)}
+    if kind == "gaussian":
+        quiet |= {"colour": round(rng.uniform(0, 0.95), 2), "seed": rng.randrange(2**31)}
+    elif kind == "hum":
+        quiet |= {"hz": rng.choice((50, 60)), "harmonics": rng.randint(1, 6)}
+    elif kind == "recording":
+        quiet |= {"file": rng.choice(NOISE_RECORDINGS), "start": round(rng.random(), 4)}
+    return quiet
 
 
 def _draw_effects(rng: random.Random, config: AugmentConfig, babble: list[tuple[str, str]]) -> dict:
@@ -231,13 +248,15 @@ def plan(
     exclude: frozenset[str] = frozenset(),
     blends: int = 0,
     accents: int = 0,
+    quiet: int = 0,
 ) -> list[Utterance]:
     """Every utterance of the corpus, without synthesising anything.
 
     ``engines`` limits the voices to theirs (and the held-out voices to theirs); a voice keeps its
     speaker number either way. ``exclude``: sentences train must not speak (:func:`split_texts`).
     ``blends``: Kokoro training blends per sex beyond the catalogue's (:func:`more_kokoro_blends`); ``accents``:
-    blends per sex with the other languages' voices, and those voices (:func:`accented_kokoro_voices`)."""
+    blends per sex with the other languages' voices, and those voices (:func:`accented_kokoro_voices`); ``quiet``:
+    train clips without speech (:func:`_quiet`), with the effects of speech but for speed and added noise."""
     known = catalogue() + more_kokoro_blends(blends) + accented_kokoro_voices(accents)
     speaker_ids = {voice.id: 100 + i for i, voice in enumerate(known)}
     unknown = sorted(set(held_out) - speaker_ids.keys())
@@ -279,6 +298,12 @@ def plan(
                     _draw_effects(rng, config, babble),
                 )
             )
+    for index in range(quiet):
+        rng = random.Random(f"{seed}/quiet/{index}")
+        sound = {"quiet": _quiet(rng)}
+        channel = {k: v for k, v in _draw_effects(rng, config, babble).items() if k not in ("speed", "noise")}
+        utterance_id = f"{QUIET_SPEAKER}-{SPLIT_CHAPTERS['train']}-{index:04d}"
+        utterances.append(Utterance(utterance_id, "train", QUIET_VOICE, "none", "", NEUTRAL, sound | channel))
     return utterances
 
 
@@ -319,6 +344,21 @@ def _noise_audio(root: Path, audio: torch.Tensor, params: dict, voices: dict[str
     return augment.mix(audio, babble, params["snr_db"])
 
 
+def _quiet_audio(params: dict) -> torch.Tensor:
+    samples = round(params["seconds"] * FeatureConfig().sample_rate)
+    if params["kind"] == "silence":
+        return torch.zeros(samples)
+    if params["kind"] == "gaussian":
+        sound = augment.gaussian_noise(samples, params["seed"], params["colour"])
+    elif params["kind"] == "hum":
+        sound = augment.hum(samples, params["hz"], params["harmonics"])
+    else:
+        recording = _recording(params["file"])
+        start = int(params["start"] * max(0, recording.numel() - samples))
+        sound = recording[start : start + samples].repeat(-(-samples // recording.numel()))[:samples]
+    return augment.at_level(sound, params["dbfs"])
+
+
 @functools.cache
 def _recording(name: str) -> torch.Tensor:
     path = RECORDED_NOISE / f"{name}.ogg"
@@ -328,10 +368,13 @@ def _recording(name: str) -> torch.Tensor:
 
 
 def render(utterance: Utterance, voices: dict[str, Voice], root: Path) -> torch.Tensor:
-    """The utterance's 16 kHz mono audio: synthesis, then its effects."""
-    audio = speak(root, voices[utterance.voice], utterance.text, utterance.prosody)
+    """The utterance's 16 kHz mono audio: synthesis (or, for a clip without speech, its sound), then its effects."""
+    quiet = utterance.voice == QUIET_VOICE
+    audio = torch.zeros(0) if quiet else speak(root, voices[utterance.voice], utterance.text, utterance.prosody)
     for name, params in utterance.effects.items():
-        if name == "speed":
+        if name == "quiet":
+            audio = _quiet_audio(params)
+        elif name == "speed":
             audio = augment.change_speed(audio, params["factor"])
         elif name == "room":
             response = augment.room_response(params["size"], params["rt60"], params["source"], params["microphone"])
@@ -376,9 +419,12 @@ def build(
     exclude: frozenset[str] = frozenset(),
     blends: int = 0,
     accents: int = 0,
+    quiet: int = 0,
 ) -> Path:
     """Write the corpus under ``root`` and return its manifest's path."""
-    utterances = plan(n_train, n_dev, n_test, seed, text_source, held_out, config, engines, exclude, blends, accents)
+    utterances = plan(
+        n_train, n_dev, n_test, seed, text_source, held_out, config, engines, exclude, blends, accents, quiet
+    )
     # Spawned, not forked, workers: a fork taken after torch has started its thread pool
     # (as in any process that already ran a model) deadlocks inside the first torch call.
     with multiprocessing.get_context("spawn").Pool(jobs, initializer=torch.set_num_threads, initargs=(1,)) as pool:

@@ -154,7 +154,7 @@ class FeatureDataset(Dataset):
             waveform, rate = decode(recording.path)
         except AudioDecodeError as error:  # it stops a run, so say which of thousands of files did
             raise AudioDecodeError(f"{recording.path}: {error}") from None
-        return features(waveform, rate, self.config), torch.tensor(encode(recording.text))
+        return features(waveform, rate, self.config), torch.tensor(encode(recording.text), dtype=torch.long)
 
 
 def collate(items: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, ...]:
