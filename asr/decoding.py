@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from asr.text import ALPHABET, BLANK
+from asr.text import ALPHABET, BLANK, NUM_CLASSES
 
 _SPACE = ALPHABET.index(" ") + 1
+PAUSE_SECONDS = 1.0
+"""A stretch this long without a letter ends a word. Transcripts never end in a space, so a model may go from one
+utterance's last letter through seconds of blanks to the next one's first, and "door" and "turn" become one word.
+Shorter stretches occur inside words: at 0.5 s, a model trained on four clips split one of its words."""
+CERTAIN_SPACE = torch.full((NUM_CLASSES,), -1e4).index_fill_(0, torch.tensor([_SPACE]), 0.0)
+"""A frame's log-probabilities that say "space" for certain."""
 
 
 @dataclass(frozen=True)
@@ -31,9 +38,24 @@ class Transcript:
     """For beam search's alternatives: this hypothesis's share of the final beam's probability."""
 
 
+def mark_pauses(log_probs: torch.Tensor, frame_seconds: float) -> torch.Tensor:
+    """``(frames, classes)`` log-probabilities with the middle frame of each pause (:data:`PAUSE_SECONDS` of frames
+    whose likeliest symbol is no letter) made a certain space, so that both decoders end a word there."""
+    best = log_probs.argmax(-1)
+    quiet = torch.cat((torch.tensor([0]), ((best == BLANK) | (best == _SPACE)).int().cpu(), torch.tensor([0])))
+    edges = torch.diff(quiet)
+    starts, ends = torch.nonzero(edges == 1).flatten(), torch.nonzero(edges == -1).flatten()
+    long = ends - starts >= math.ceil(PAUSE_SECONDS / frame_seconds)
+    if not long.any():
+        return log_probs
+    marked = log_probs.clone()
+    marked[(starts[long] + ends[long]) // 2] = CERTAIN_SPACE.to(marked)
+    return marked
+
+
 def greedy_decode(log_probs: torch.Tensor, frame_seconds: float, duration: float | None = None) -> Transcript:
     """Best-path CTC decoding of one utterance's ``(frames, classes)`` log-probabilities."""
-    values, labels = log_probs.detach().float().cpu().max(dim=-1)
+    values, labels = mark_pauses(log_probs.detach().float().cpu(), frame_seconds).max(dim=-1)
     words = path_words(labels.numpy(), values.exp().numpy(), frame_seconds, duration)
     return Transcript(" ".join(w.word for w in words), words)
 

@@ -75,6 +75,13 @@ def test_the_lm_puts_no_word_where_the_model_heard_no_letter(lm):
     assert BeamDecoder(lm).decode(posteriors(heard), FRAME, options=BeamOptions(alpha=1.0))[0].text == "a"
 
 
+def test_words_end_at_a_long_pause_even_without_a_space():
+    decoder = BeamDecoder(None, vocabulary=("door", "turn", "doorturn"))
+    apart = posteriors([*"d_o_o_r", *["_"] * 60, *"turn"])
+    assert decoder.decode(apart, FRAME)[0].text == "door turn"
+    assert decoder.decode(posteriors([*"d_o_o_r", *["_"] * 30, *"turn"]), FRAME)[0].text == "doorturn"
+
+
 def test_a_hotword_wins_when_boosted_even_outside_the_vocabulary(lm):
     decoder = BeamDecoder(lm)
     lp = posteriors([*spoken("the "), {"r": 0.5, "b": 0.4}, "_", *spoken("ob sat")])

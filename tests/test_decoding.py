@@ -33,6 +33,16 @@ def test_word_times_and_confidences():
     assert dog.confidence == pytest.approx(0.9 * 0.5 * 0.9)
 
 
+def test_a_pause_without_a_space_ends_a_word_and_a_short_gap_does_not():
+    """50 frames of blank (1 s) between "door" and "turn" split them; 30 frames inside "turn" do not."""
+    frames = "d_o_o_r" + "_" * 50 + "t_u" + "_" * 30 + "rn"
+    transcript = greedy_decode(posterior(frames), frame_seconds=0.02)
+    assert transcript.text == "door turn"
+    door, turn = transcript.words
+    assert (door.end, turn.start) == (pytest.approx(0.14), pytest.approx(1.14))
+    assert greedy_decode(posterior("d_o_o_r" + "_" * 49 + "turn"), frame_seconds=0.02).text == "doorturn"
+
+
 def test_word_ends_are_clipped_to_the_audio_duration():
     lp = posterior("_ab")
     assert greedy_decode(lp, 0.02).words[0].end == pytest.approx(0.06)
