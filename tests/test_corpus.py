@@ -362,5 +362,5 @@ def test_clips_without_speech_sound_as_planned_and_train_as_empty_transcripts(tm
     assert targets.dtype == torch.long and sorted(target_lengths.tolist())[:2] == [0, 0]
     torch.manual_seed(0)
     model = AcousticModel(PRESETS["tiny"])
-    loss = Optimisation(model, TrainConfig(), total_steps=10, device=torch.device("cpu"))
-    assert 0 < loss.step(feats, lengths, targets, target_lengths) < math.inf
+    optimisation = Optimisation(model, TrainConfig(), total_steps=10, device=torch.device("cpu"))
+    assert 0 < optimisation.step(feats, lengths, targets, target_lengths) < math.inf

@@ -93,10 +93,14 @@ def colour(waveform: torch.Tensor, bands: list[dict], low_cut: float, sample_rat
     return out
 
 
+def looped(sound: torch.Tensor, samples: int) -> torch.Tensor:
+    """``sound`` repeated or cut to ``samples`` long."""
+    return sound.repeat(-(-samples // max(1, sound.shape[-1])))[:samples]
+
+
 def mix(waveform: torch.Tensor, noise: torch.Tensor, snr_db: float) -> torch.Tensor:
     """Add ``noise`` (looped or cut to length) at ``snr_db`` below the speech's power."""
-    repeats = -(-waveform.shape[-1] // max(1, noise.shape[-1]))
-    noise = noise.repeat(repeats)[: waveform.shape[-1]]
+    noise = looped(noise, waveform.shape[-1])
     signal_power = waveform.square().mean().clamp(min=1e-10)
     scale = torch.sqrt(signal_power / (noise.square().mean().clamp(min=1e-10) * 10 ** (snr_db / 10)))
     return waveform + scale * noise

@@ -355,7 +355,7 @@ def _quiet_audio(params: dict) -> torch.Tensor:
     else:
         recording = _recording(params["file"])
         start = int(params["start"] * max(0, recording.numel() - samples))
-        sound = recording[start : start + samples].repeat(-(-samples // recording.numel()))[:samples]
+        sound = augment.looped(recording[start : start + samples], samples)
     return augment.at_level(sound, params["dbfs"])
 
 
