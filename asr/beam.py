@@ -35,9 +35,8 @@ from flashlight.lib.text.decoder.kenlm import KenLM
 from flashlight.lib.text.dictionary import Dictionary
 
 from asr.decoding import CERTAIN_SPACE, Transcript, Word, mark_pauses, path_words
-from asr.text import ALPHABET, BLANK, NUM_CLASSES, encode
+from asr.text import ALPHABET, BLANK, NUM_CLASSES, SPACE, encode
 
-_SPACE = ALPHABET.index(" ") + 1
 UNKNOWN = "<unk>"
 DEFAULT_LM = Path(__file__).parent / "models" / "default-lm.json"
 _END_OF_WORD = CERTAIN_SPACE[None]
@@ -193,7 +192,7 @@ class BeamDecoder:
                 dictionary.add_entry(word)
             with _quiet_stderr():  # KenLM draws a progress bar on the process's stderr
                 self.kenlm = KenLM(str(lm.arpa), dictionary)
-        self._entries = [([*encode(w), _SPACE], i, self._unigram(i)) for i, w in enumerate(self.words)]
+        self._entries = [([*encode(w), SPACE], i, self._unigram(i)) for i, w in enumerate(self.words)]
         self._lexicon = self._trie(())
         self._extended: tuple[tuple, Trie] | None = None
         """The last trie built with hotwords the lexicon lacks, and which ones: one at a time, since each
@@ -211,11 +210,11 @@ class BeamDecoder:
 
     def _trie(self, new_words: tuple[tuple[int, str, float], ...]) -> Trie:
         """The lexicon, plus hotwords it lacks; those it has get their boost from the LM alone."""
-        trie = Trie(NUM_CLASSES, _SPACE)
+        trie = Trie(NUM_CLASSES, SPACE)
         for spelling, i, score in self._entries:
             trie.insert(spelling, i, score)
         for i, word, boost in new_words:
-            trie.insert([*encode(word), _SPACE], i, self._unigram(i) + boost)
+            trie.insert([*encode(word), SPACE], i, self._unigram(i) + boost)
         trie.smear(SmearingMode.MAX)
         return trie
 
@@ -241,7 +240,7 @@ class BeamDecoder:
         d = self.defaults
         emissions = mark_pauses(log_probs.detach().float().cpu(), frame_seconds)
         best = emissions.argmax(-1)
-        if not ((best != BLANK) & (best != _SPACE)).any():
+        if not ((best != BLANK) & (best != SPACE)).any():
             # The LM prices an empty sentence far below a short one ("a"), so where the model heard no
             # letter at all, the search would put a word on silence: the acoustics alone decide there.
             return [Hypothesis(Transcript(""), [])]
@@ -268,7 +267,7 @@ class BeamDecoder:
             ),
             self._trie_with(tuple(h for h in hotwords if h[0] in new_words)),
             lm,
-            _SPACE,
+            SPACE,
             BLANK,
             self.unknown,
             [],
@@ -280,7 +279,7 @@ class BeamDecoder:
         results = []
         for result in decoder.decode(padded.data_ptr(), *padded.shape):
             tokens = result.tokens  # each access copies the whole path into a new list
-            if tokens[frames + 1] == _SPACE:  # the others end inside a word
+            if tokens[frames + 1] == SPACE:  # the others end inside a word
                 results.append((result, tokens))
                 if len(results) == keep:
                     break

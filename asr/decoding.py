@@ -8,14 +8,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from asr.text import ALPHABET, BLANK, NUM_CLASSES
+from asr.text import ALPHABET, BLANK, NUM_CLASSES, SPACE
 
-_SPACE = ALPHABET.index(" ") + 1
 PAUSE_SECONDS = 1.0
 """A stretch this long without a letter ends a word. Transcripts never end in a space, so a model may go from one
 utterance's last letter through seconds of blanks to the next one's first, and "door" and "turn" become one word.
 Shorter stretches occur inside words: at 0.5 s, a model trained on four clips split one of its words."""
-CERTAIN_SPACE = torch.full((NUM_CLASSES,), -1e4).index_fill_(0, torch.tensor([_SPACE]), 0.0)
+CERTAIN_SPACE = torch.full((NUM_CLASSES,), -1e4).index_fill_(0, torch.tensor([SPACE]), 0.0)
 """A frame's log-probabilities that say "space" for certain."""
 
 
@@ -42,7 +41,7 @@ def mark_pauses(log_probs: torch.Tensor, frame_seconds: float) -> torch.Tensor:
     """``(frames, classes)`` log-probabilities with the middle frame of each pause (:data:`PAUSE_SECONDS` of frames
     whose likeliest symbol is no letter) made a certain space, so that both decoders end a word there."""
     best = log_probs.argmax(-1)
-    quiet = torch.cat((torch.tensor([0]), ((best == BLANK) | (best == _SPACE)).int().cpu(), torch.tensor([0])))
+    quiet = torch.cat((torch.tensor([0]), ((best == BLANK) | (best == SPACE)).int().cpu(), torch.tensor([0])))
     edges = torch.diff(quiet)
     starts, ends = torch.nonzero(edges == 1).flatten(), torch.nonzero(edges == -1).flatten()
     long = ends - starts >= math.ceil(PAUSE_SECONDS / frame_seconds)
@@ -88,7 +87,7 @@ def path_words(
     for start, end, label, peak in zip(starts, ends, labels[starts], run_peaks, strict=True):
         if label == BLANK:
             continue
-        if label == _SPACE:
+        if label == SPACE:
             close_word()
             letters = []
             continue

@@ -9,6 +9,8 @@ BLANK = 0
 ALPHABET = " 'abcdefghijklmnopqrstuvwxyz"
 """The 28 symbols the model emits; index ``i`` in this string is class ``i + 1``."""
 NUM_CLASSES = len(ALPHABET) + 1
+SPACE = ALPHABET.index(" ") + 1
+"""The class that separates words."""
 
 _INDEX = {char: i + 1 for i, char in enumerate(ALPHABET)}
 
