@@ -12,13 +12,11 @@ frame-by-frame path, which gives words their times and letter posteriors as in g
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import threading
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -34,11 +32,12 @@ from flashlight.lib.text.decoder import (
 from flashlight.lib.text.decoder.kenlm import KenLM
 from flashlight.lib.text.dictionary import Dictionary
 
-from asr.decoding import CERTAIN_SPACE, Transcript, Word, mark_pauses, path_words
+from asr.decoding import CERTAIN_SPACE, mark_pauses, path_words
+from asr.language_model import Calibration, DecodingDefaults, LanguageModel
 from asr.text import ALPHABET, BLANK, NUM_CLASSES, SPACE, encode
+from asr.transcript import Transcript, Word
 
 UNKNOWN = "<unk>"
-DEFAULT_LM = Path(__file__).parent / "models" / "default-lm.json"
 _END_OF_WORD = CERTAIN_SPACE[None]
 MAX_BEAM_SIZE = 1024
 """Bounds what one request may cost: the decoding time grows about linearly with the beam."""
@@ -50,8 +49,9 @@ _EVIDENCE_HYPOTHESES = 8
 
 
 @dataclass(frozen=True)
-class BeamOptions:
-    """How one request is decoded; ``None`` takes the value tuned with the LM."""
+class Beam:
+    """Beam search with the LM, the peer of :class:`asr.decoding.Greedy`; a ``None`` takes the value tuned with the
+    LM."""
 
     beam_size: int | None = None
     alpha: float | None = None
@@ -64,83 +64,8 @@ class BeamOptions:
     alternatives: int = 1
 
 
-LM_DEFAULTS = BeamOptions()
+LM_DEFAULTS = Beam()
 """Beam search with every value as tuned with the LM."""
-
-
-@dataclass(frozen=True)
-class DecodingDefaults:
-    """A bundle's decoding values: these until ``python -m training tune-lm`` stores tuned ones."""
-
-    beam_size: int = 128
-    alpha: float = 1.5
-    beta: float = 0.0
-    hotword_boost: float = 4.0
-    """On sitting 15's model, 4 brought out 14 of the 42 unseen words the beam missed on dev, 3 only 12, and
-    neither changed the WER of the rest of dev (``python -m bench.decoding``)."""
-    beam_threshold: float = 15.0
-    """Hypotheses this far (in score) below the best are dropped even when the beam has room: on the
-    default model's dev split, 15 took 32% less time than 25 at beam 128, with the same WER."""
-
-
-@dataclass(frozen=True)
-class Calibration:
-    """Logistic regression from a word's evidence to the probability that it is right, fitted on dev.
-
-    Evidence: the share of the final beam's probability that says the same word at the same time,
-    and the mean log posterior of its letters. The share enters as log-odds (Platt scaling), which
-    straightens its S-shaped relation to accuracy. Unfitted, the share alone is the confidence.
-    """
-
-    weights: tuple[float, float, float] | None = None
-
-    @staticmethod
-    def inputs(evidence: tuple[float, float]) -> tuple[float, float]:
-        share = min(max(evidence[0], 1e-4), 1 - 1e-4)
-        return math.log(share / (1 - share)), evidence[1]
-
-    def __call__(self, evidence: tuple[float, float]) -> float:
-        if self.weights is None:
-            return evidence[0]
-        z = sum(w * x for w, x in zip(self.weights, (*self.inputs(evidence), 1.0), strict=True))
-        return 1 / (1 + math.exp(-z))
-
-
-@dataclass(frozen=True)
-class LanguageModel:
-    """An n-gram LM bundle: its ARPA file, vocabulary, and the decoding values tuned for it."""
-
-    arpa: Path
-    vocabulary: tuple[str, ...]
-    defaults: DecodingDefaults = DecodingDefaults()
-    calibration: Calibration = Calibration()
-    about: dict = field(default_factory=dict, compare=False)
-    """Provenance and the measurements behind the defaults (``python -m training lm`` and ``tune-lm``)."""
-
-    @classmethod
-    def load(cls, path: Path | str) -> LanguageModel:
-        """Read a bundle's JSON; its ``arpa`` is relative to the JSON's folder."""
-        path = Path(path)
-        meta = json.loads(path.read_text())
-        weights = meta.get("calibration", {}).get("weights")
-        return cls(
-            path.parent / meta["arpa"],
-            tuple(meta["vocabulary"]),
-            DecodingDefaults(**meta.get("decoding", {})),
-            Calibration(tuple(weights) if weights else None),
-            {k: v for k, v in meta.items() if k not in ("format", "arpa", "vocabulary", "decoding", "calibration")},
-        )
-
-    def save(self, path: Path) -> None:
-        meta = {
-            "format": "asr-lm/1",
-            "arpa": os.path.relpath(self.arpa, path.parent),
-            **self.about,
-            "decoding": asdict(self.defaults),
-            "calibration": {"weights": list(self.calibration.weights) if self.calibration.weights else None},
-            "vocabulary": list(self.vocabulary),
-        }
-        path.write_text(json.dumps(meta, indent=1) + "\n")
 
 
 @dataclass(frozen=True)
@@ -234,7 +159,7 @@ class BeamDecoder:
         log_probs: torch.Tensor,
         frame_seconds: float,
         duration: float | None = None,
-        options: BeamOptions = LM_DEFAULTS,
+        options: Beam = LM_DEFAULTS,
     ) -> list[Hypothesis]:
         """The final beam, best first: at least ``options.alternatives`` where the beam holds that many."""
         d = self.defaults
@@ -311,7 +236,7 @@ class BeamDecoder:
         log_probs: torch.Tensor,
         frame_seconds: float,
         duration: float | None = None,
-        options: BeamOptions = LM_DEFAULTS,
+        options: Beam = LM_DEFAULTS,
     ) -> list[Transcript]:
         """Up to ``options.alternatives`` transcripts, best first, their word confidences calibrated."""
         found = self.hypotheses(log_probs, frame_seconds, duration, options)[: max(1, options.alternatives)]

@@ -4,13 +4,8 @@ and for the ``asr`` command-line client, which must start without loading PyTorc
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
 
-
-class Timed(Protocol):
-    start: float
-    end: float
-    text: str
+from asr.transcript import Segment
 
 
 def _clock(seconds: float, separator: str) -> str:
@@ -21,11 +16,11 @@ def _clock(seconds: float, separator: str) -> str:
     return f"{hours:02d}:{minutes:02d}:{seconds:02d}{separator}{milliseconds:03d}"
 
 
-def srt(segments: Sequence[Timed]) -> str:
+def srt(segments: Sequence[Segment]) -> str:
     return "".join(
         f"{n}\n{_clock(s.start, ',')} --> {_clock(s.end, ',')}\n{s.text}\n\n" for n, s in enumerate(segments, 1)
     )
 
 
-def vtt(segments: Sequence[Timed]) -> str:
+def vtt(segments: Sequence[Segment]) -> str:
     return "WEBVTT\n\n" + "".join(f"{_clock(s.start, '.')} --> {_clock(s.end, '.')}\n{s.text}\n\n" for s in segments)

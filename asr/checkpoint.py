@@ -15,8 +15,10 @@ import safetensors
 import safetensors.torch
 import torch
 
+from asr.atomic import replaced
 from asr.features import FeatureConfig
 from asr.model import AcousticModel, ModelConfig
+from asr.precision import resolve_device
 from asr.text import ALPHABET
 
 FORMAT = "asr-checkpoint"
@@ -48,25 +50,12 @@ class CheckpointInfo:
         }
 
 
-def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` picks the first CUDA GPU when there is one, else the CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {name!r} was asked for but CUDA is not available here")
-    return device
-
-
 def save(path: Path | str, model: AcousticModel, feature_config: FeatureConfig, provenance: dict) -> None:
-    """Write ``model`` with its configs and provenance; the write is atomic (temp file, rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write ``model`` with its configs and provenance, whole or not at all."""
     info = CheckpointInfo(model.config, feature_config, provenance=provenance)
     tensors = {name: t.detach().cpu().contiguous() for name, t in model.state_dict().items()}
-    temporary = path.with_name(path.name + ".tmp")
-    safetensors.torch.save_file(tensors, str(temporary), metadata=info.header())
-    temporary.replace(path)
+    with replaced(path) as temporary:
+        safetensors.torch.save_file(tensors, str(temporary), metadata=info.header())
 
 
 def read_info(path: Path | str) -> CheckpointInfo:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from asr.text import ALPHABET, BLANK, NUM_CLASSES, SPACE
+from asr.transcript import Transcript, Word
 
 PAUSE_SECONDS = 1.0
 """A stretch this long without a letter ends a word. Transcripts never end in a space, so a model may go from one
@@ -19,22 +20,9 @@ CERTAIN_SPACE = torch.full((NUM_CLASSES,), -1e4).index_fill_(0, torch.tensor([SP
 
 
 @dataclass(frozen=True)
-class Word:
-    word: str
-    start: float
-    """Seconds from the start of the audio to the first frame of the word's first letter."""
-    end: float
-    """Seconds to the end of the last frame of the word's last letter."""
-    confidence: float
-    """The product of the word's letters' peak posteriors: how likely every letter is right."""
-
-
-@dataclass(frozen=True)
-class Transcript:
-    text: str
-    words: list[Word] = field(default_factory=list)
-    confidence: float | None = None
-    """For beam search's alternatives: this hypothesis's share of the final beam's probability."""
+class Greedy:
+    """Best-path decoding, the peer of :class:`asr.beam.Beam`: each frame's likeliest symbol, in microseconds,
+    spelling what it hears (no LM, one transcript)."""
 
 
 def mark_pauses(log_probs: torch.Tensor, frame_seconds: float) -> torch.Tensor:
@@ -108,22 +96,3 @@ def greedy_decode_batch(
     return [
         greedy_decode(lp[:n], frame_seconds, d) for lp, n, d in zip(log_probs, lengths.tolist(), durations, strict=True)
     ]
-
-
-@dataclass(frozen=True)
-class Segment:
-    start: float
-    end: float
-    text: str
-    words: list[Word]
-
-
-def segment(words: list[Word], max_pause: float = 0.8, max_seconds: float = 15.0) -> list[Segment]:
-    """Group words into caption-sized segments, breaking at pauses and before a segment grows too long."""
-    groups: list[list[Word]] = []
-    for word in words:
-        if groups and word.start - groups[-1][-1].end < max_pause and word.end - groups[-1][0].start <= max_seconds:
-            groups[-1].append(word)
-        else:
-            groups.append([word])
-    return [Segment(g[0].start, g[-1].end, " ".join(w.word for w in g), g) for g in groups]

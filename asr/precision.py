@@ -1,4 +1,4 @@
-"""The numeric paths inference can take, and the fastest one for each device.
+"""The device to run on, the numeric paths inference can take, and the fastest one for each device.
 
 Measured on the test set with the bundled model (bench/cpu_paths.py, docs/performance.md): on
 CPU, int8 dynamic quantisation of the GRUs and linear layers (with the convolutions in bf16 where
@@ -18,6 +18,18 @@ from torch import nn
 
 Precision = Literal["auto", "fp32", "bf16", "fp16", "int8"]
 PRECISIONS: tuple[str, ...] = Precision.__args__
+AUTOCAST: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+"""The precisions of autocast (or none), which training can use too, and the type each computes in."""
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` picks the first CUDA GPU when there is one, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {name!r} was asked for but CUDA is not available here")
+    return device
 
 
 def resolve(precision: str, device: torch.device) -> str:
@@ -73,6 +85,5 @@ class _InBf16(nn.Module):
 
 def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
     """The context a forward pass runs in: autocast for bf16 and fp16, nothing otherwise."""
-    if precision in ("bf16", "fp16"):
-        return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
-    return contextlib.nullcontext()
+    dtype = AUTOCAST.get(precision)
+    return contextlib.nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)

@@ -117,8 +117,8 @@ ABBREVIATIONS = {
     "rev": "reverend",
     "vs": "versus",
     "etc": "et cetera",
-    "no": "number",
 }
+"""Said in full where written with a full stop. "No." is "number" only before a number: "I said no." is a no."""
 _SYMBOLS = {"&": " and ", "%": " percent ", "+": " plus ", "=": " equals ", "@": " at "}
 _CURRENCIES = {
     "$": ("dollar", "dollars", "cent", "cents"),
@@ -126,7 +126,8 @@ _CURRENCIES = {
     "€": ("euro", "euros", "cent", "cents"),
 }
 
-_ABBREVIATION_RE = re.compile(r"\b(" + "|".join(ABBREVIATIONS) + r")\.(?=\s|$)", re.IGNORECASE)
+ABBREVIATION_RE = re.compile(r"\b(" + "|".join(ABBREVIATIONS) + r")\.(?=\s|$)", re.IGNORECASE)
+"""An abbreviation of :data:`ABBREVIATIONS` with its full stop, which ends no sentence."""
 _NUMBER_ABBREVIATION_RE = re.compile(r"\bno\.(?=\s*\d)", re.IGNORECASE)
 _CURRENCY_RE = re.compile(r"([$£€])\s?(\d[\d,]*)(?:\.(\d{1,2}))?\b")
 _SCALED_CURRENCY_RE = re.compile(
@@ -174,7 +175,7 @@ def normalise(text: str) -> str:
     text = unicodedata.normalize("NFKD", text.translate(_APOSTROPHES))
     text = "".join(c for c in text if not unicodedata.combining(c))
     text = _NUMBER_ABBREVIATION_RE.sub("number", text)
-    text = _ABBREVIATION_RE.sub(lambda m: ABBREVIATIONS[m.group(1).lower()], text)
+    text = ABBREVIATION_RE.sub(lambda m: ABBREVIATIONS[m.group(1).lower()], text)
     text = _LONG_NUMBER_RE.sub(lambda m: " " + " ".join(_ONES[int(d)] for d in m.group(0) if d != ",") + " ", text)
     text = _SCALED_CURRENCY_RE.sub(_scaled_currency, text)
     text = _CURRENCY_RE.sub(_currency, text)

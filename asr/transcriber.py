@@ -7,12 +7,17 @@ from pathlib import Path
 import torch
 
 from asr import checkpoint
-from asr.beam import LM_DEFAULTS, BeamDecoder, BeamOptions, LanguageModel
-from asr.decoding import Transcript, greedy_decode
+from asr.beam import Beam, BeamDecoder
+from asr.decoding import Greedy, greedy_decode
 from asr.features import features, pad_batch
 from asr.incremental import Settled, advance
+from asr.language_model import LanguageModel
 from asr.model import AcousticModel
 from asr.precision import autocast, prepare, resolve
+from asr.transcript import Transcript
+
+Decoding = Greedy | Beam
+"""How log-probabilities become transcripts: greedy, or beam search with the LM and these options."""
 
 
 class Transcriber:
@@ -25,7 +30,7 @@ class Transcriber:
         lm: LanguageModel | None = None,
     ):
         """``precision``: one of :data:`asr.precision.PRECISIONS`; ``auto`` picks the fastest for the device.
-        With ``lm``, transcripts come from beam search with it unless a call asks for greedy decoding."""
+        With ``lm``, transcripts come from beam search with it unless a call asks for :class:`Greedy`."""
         self.device = next(model.parameters()).device
         self.num_parameters = model.num_parameters()
         """Counted before int8 quantisation, which turns weights into packed buffers."""
@@ -35,6 +40,7 @@ class Transcriber:
         self.name = name
         self.frame_seconds = model.config.frame_seconds(info.feature_config)
         self.decoder = BeamDecoder(lm) if lm is not None else None
+        self.default_decoding: Decoding = Beam() if lm is not None else Greedy()
 
     @classmethod
     def from_checkpoint(
@@ -61,21 +67,20 @@ class Transcriber:
             log_probs, out_lengths = self.model(*pad_batch(feats))
         return [lp[:n].float().cpu() for lp, n in zip(log_probs, out_lengths.tolist(), strict=True)]
 
-    def decode(
-        self, log_probs: torch.Tensor, duration: float, options: BeamOptions | None = LM_DEFAULTS
-    ) -> list[Transcript]:
-        """The best transcript and up to ``options.alternatives - 1`` others; greedy with ``options=None``
-        or without an LM (one transcript then)."""
-        if options is None or self.decoder is None:
+    def decode(self, log_probs: torch.Tensor, duration: float, decoding: Decoding | None = None) -> list[Transcript]:
+        """The best transcript, then up to ``alternatives - 1`` others where a beam search asks for them;
+        ``decoding`` defaults to :attr:`default_decoding`."""
+        decoding = self.default_decoding if decoding is None else decoding
+        if isinstance(decoding, Greedy):
             return [greedy_decode(log_probs, self.frame_seconds, duration)]
-        return self.decoder.decode(log_probs, self.frame_seconds, duration, options)
+        if self.decoder is None:
+            raise ValueError("beam search needs a language model: load the transcriber with one")
+        return self.decoder.decode(log_probs, self.frame_seconds, duration, decoding)
 
-    def transcribe(
-        self, audio: list[tuple[torch.Tensor, int]], options: BeamOptions | None = LM_DEFAULTS
-    ) -> list[Transcript]:
+    def transcribe(self, audio: list[tuple[torch.Tensor, int]], decoding: Decoding | None = None) -> list[Transcript]:
         """Decode several ``(waveform, sample_rate)`` clips in one padded batch: the best transcript of each."""
         durations = [waveform.shape[-1] / rate for waveform, rate in audio]
-        return [self.decode(lp, d, options)[0] for lp, d in zip(self.log_probs(audio), durations, strict=True)]
+        return [self.decode(lp, d, decoding)[0] for lp, d in zip(self.log_probs(audio), durations, strict=True)]
 
     @torch.inference_mode()
     def advance(

@@ -29,7 +29,7 @@ from asr.audio import decode
 from asr.features import prepare_waveform
 from asr.text import normalise
 from bench.peer import pocketsphinx_decode
-from bench.serving import serve
+from tests.support.servers import serve
 from training.data import read_manifest, read_transcripts
 from training.evaluation import error_counts, summarise
 

@@ -27,7 +27,7 @@ from asr.features import features, pad_batch
 from asr.model import AcousticModel
 from asr.precision import autocast
 from asr.transcriber import Transcriber
-from bench.serving import corpus_split
+from bench.corpora import corpus_split
 from training.metrics import cer
 
 Forward = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]

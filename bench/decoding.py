@@ -23,9 +23,10 @@ import torch
 from tqdm import tqdm
 
 from asr import checkpoint
-from asr.beam import DEFAULT_LM, BeamDecoder, BeamOptions, LanguageModel
+from asr.beam import Beam, BeamDecoder
 from asr.checkpoint import DEFAULT_CHECKPOINT
 from asr.decoding import greedy_decode
+from asr.language_model import DEFAULT_LM, LanguageModel
 from training import evaluation
 from training.data import FeatureDataset, load
 from training.metrics import cer, wer
@@ -41,7 +42,7 @@ def _timed(decode, log_probs: list[torch.Tensor], frame_seconds: float) -> tuple
 
 def compare(log_probs: list[torch.Tensor], references: list[str], frame_seconds: float, lm: LanguageModel) -> dict:
     with_lm, lexicon_only = BeamDecoder(lm), BeamDecoder(None, lm.vocabulary)
-    beam = BeamOptions(beam_size=lm.defaults.beam_size)
+    beam = Beam(beam_size=lm.defaults.beam_size)
     methods = {
         "greedy": lambda lp: greedy_decode(lp, frame_seconds).text,
         "beam, lexicon, no LM": lambda lp: lexicon_only.decode(lp, frame_seconds, options=beam)[0].text,
@@ -67,12 +68,12 @@ def hotwords(
                 candidates.append((i, word))
     recognised = []
     for i, word in tqdm(candidates, desc="boosting", leave=False):
-        text = decoder.decode(log_probs[i], frame_seconds, options=BeamOptions(hotwords=(word,)))[0].text
+        text = decoder.decode(log_probs[i], frame_seconds, options=Beam(hotwords=(word,)))[0].text
         recognised.append(word in text.split())
     effects = []
     for _, word in [c for c, ok in zip(candidates, recognised, strict=True) if ok][:sweeps]:
         rest = [i for i, r in enumerate(references) if word not in r.split()]
-        options = BeamOptions(hotwords=(word,))
+        options = Beam(hotwords=(word,))
         boosted = [decoder.decode(log_probs[i], frame_seconds, options=options)[0].text for i in rest]
         plain = [" ".join(best[i]) for i in rest]
         refs = [references[i] for i in rest]

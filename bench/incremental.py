@@ -23,7 +23,7 @@ from asr.checkpoint import DEFAULT_CHECKPOINT
 from asr.decoding import greedy_decode
 from asr.incremental import Settled, advance
 from asr.transcriber import Transcriber
-from bench.serving import corpus_split
+from bench.corpora import corpus_split
 from training.metrics import cer
 
 

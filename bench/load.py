@@ -27,7 +27,8 @@ import httpx
 import torch
 from websockets.asyncio.client import connect
 
-from bench.serving import SENTENCES, gauge, speech
+from tests.support.servers import gauge
+from tests.support.speech import SENTENCES, speech
 
 RATE = 16000
 

@@ -20,7 +20,8 @@ import httpx
 import numpy as np
 import torch
 
-from bench.serving import SENTENCES, resident_mb, serve, speech
+from tests.support.servers import resident_mb, serve
+from tests.support.speech import SENTENCES, speech
 
 RATE = 16000
 

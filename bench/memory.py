@@ -27,7 +27,8 @@ import torch
 from tqdm import tqdm
 from websockets.sync.client import connect
 
-from bench.serving import encode, resident_mb, serve, speech
+from tests.support.servers import resident_mb, serve
+from tests.support.speech import encode, speech
 
 SENTENCE = "open the garage door please"
 

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from pocketsphinx import Decoder
 
-from bench.serving import SENTENCES, speech
+from tests.support.speech import SENTENCES, speech
 from training.metrics import wer
 
 RATE = 16000

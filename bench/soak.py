@@ -33,7 +33,8 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from bench.long_file import long_flac
-from bench.serving import SENTENCES, encode, gauge, resident_mb, serve, speech
+from tests.support.servers import gauge, resident_mb, serve
+from tests.support.speech import SENTENCES, encode, speech
 
 FORMATS = ("wav", "flac", "mp3", "opus", "m4a")
 TRY_AGAIN_LATER = 1013

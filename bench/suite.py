@@ -24,7 +24,6 @@ import asyncio
 import json
 import operator
 import os
-import re
 import shutil
 import subprocess
 import threading
@@ -38,7 +37,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from asr.checkpoint import DEFAULT_CHECKPOINT
 from asr.transcriber import Transcriber
 from bench import load, peer
-from bench.serving import SENTENCES, encode, resident_mb, serve, speech
+from tests.support.servers import resident_mb, samples, serve
+from tests.support.speech import SENTENCES, encode, speech
 
 RATE = 16000
 
@@ -129,8 +129,8 @@ def _cpu_seconds(pid: int) -> float:
 
 def batch_sizes(url: str) -> dict[str, float]:
     """The cumulative ``asr_batch_size`` histogram: forward passes with at most N clips, by N."""
-    text = httpx.get(f"{url}/metrics").text
-    return {le: float(n) for le, n in re.findall(r'^asr_batch_size_bucket\{le="([^"]+)"\} (\S+)$', text, re.M)}
+    found = samples(httpx.get(f"{url}/metrics").text)
+    return {dict(labels)["le"]: n for (name, labels), n in found.items() if name == "asr_batch_size_bucket"}
 
 
 def batch_distribution(before: dict[str, float], after: dict[str, float]) -> dict[str, int]:

@@ -15,8 +15,8 @@ import time
 
 import torch
 
-from asr.checkpoint import resolve_device
 from asr.model import AcousticModel
+from asr.precision import resolve_device
 from asr.text import NUM_CLASSES
 from training.train import PRECISIONS, PRESETS, Optimisation, TrainConfig
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 from tqdm import tqdm
 
-from client import files, streaming
+from client import live, transcribe
 
 OK, FAILED, USAGE, UNREACHABLE = 0, 1, 2, 3
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -46,12 +46,12 @@ def _transcribe(args: argparse.Namespace) -> int:
     ):
         for path in args.files:
             try:
-                result = files.transcribe(client, path, _decoding(args), progress)
+                result = transcribe.transcribe(client, path, _decoding(args), progress)
             except httpx.HTTPStatusError as error:
-                tqdm.write(f"asr: {path}: {files.refusal(error.response)}", file=sys.stderr)
+                tqdm.write(f"asr: {path}: {transcribe.refusal(error.response)}", file=sys.stderr)
                 status = FAILED
                 continue
-            text = files.render({"file": str(path), **result} if args.format == "json" else result, args.format)
+            text = transcribe.render({"file": str(path), **result} if args.format == "json" else result, args.format)
             if args.output_dir:
                 (args.output_dir / f"{path.stem}.{args.format}").write_text(text)
             elif len(args.files) > 1 and args.format != "json":
@@ -73,14 +73,14 @@ def _stream(args: argparse.Namespace) -> int:
     config |= {k: v for k, v in _decoding(args).items() if k != "hotwords"}
     try:
         if args.mic:  # a live source paces itself
-            chunks, real_time = streaming.microphone(args.chunk_ms), False
+            chunks, real_time = live.microphone(args.chunk_ms), False
         else:
-            chunks, real_time = streaming.pcm(str(args.file), args.chunk_ms), not args.fast
-        streaming.stream(url, _headers(args.api_key), chunks, config, real_time)
-    except streaming.StreamFailed as error:
+            chunks, real_time = live.pcm(str(args.file), args.chunk_ms), not args.fast
+        live.stream(url, _headers(args.api_key), chunks, config, real_time)
+    except live.StreamFailed as error:
         print(f"\nasr: {error}", file=sys.stderr)
         return FAILED
-    except streaming.NoMicrophone as error:
+    except live.NoMicrophone as error:
         print(f"asr: {error}", file=sys.stderr)
         return USAGE
     return OK
@@ -102,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("transcribe", parents=[server], help="transcribe files over HTTP")
     p.add_argument("files", nargs="+", type=Path, metavar="FILE")
-    p.add_argument("--format", choices=files.FORMATS, default="text", help="default: %(default)s")
+    p.add_argument("--format", choices=transcribe.FORMATS, default="text", help="default: %(default)s")
     p.add_argument("--output-dir", type=Path, help="write FILE's result to DIR/STEM.FORMAT instead of stdout")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_transcribe)
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except files.Unreachable as error:
+    except transcribe.Unreachable as error:
         print(f"\nasr: {error}", file=sys.stderr)
         return UNREACHABLE
 

@@ -13,59 +13,65 @@ from fastapi.staticfiles import StaticFiles
 
 import asr
 from service import errors
+from service.access import Access
 from service.auth import ApiKeys, digest
+from service.body import BodyLimit
 from service.engine import Engine
-from service.limits import BodyLimit
-from service.logs import RequestLog
 from service.memory import trim_forever
-from service.metrics import Metrics, RequestMetrics
+from service.metrics import Metrics
+from service.recogniser import Recogniser
 from service.routers import files, openai, ops, stream, web
 from service.settings import Settings
 from service.shutdown import Drain, DrainGate
 
-log = logging.getLogger("service")
+log = logging.getLogger(__name__)
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Accept connections at once (``/health``), and load the model in the background (``/ready`` then says so)."""
-    app.state.engine = None
+    """Accept connections at once (``/health``), and load the model in the background (``/ready`` then says so),
+    unless the app was given a recogniser."""
     app.state.drain = Drain(app.state.settings.drain_seconds)
-    loading = asyncio.create_task(_load(app))
+    loading = None if app.state.recogniser is not None else asyncio.create_task(_load(app))
     trimming = asyncio.create_task(trim_forever())
     try:
         yield
     finally:
-        loading.cancel()
+        if loading is not None:
+            loading.cancel()
         trimming.cancel()
-        if app.state.engine is not None:
-            await asyncio.to_thread(app.state.engine.close)
+        if app.state.recogniser is not None:
+            await asyncio.to_thread(app.state.recogniser.close)
 
 
 async def _load(app: FastAPI) -> None:
     try:
-        app.state.engine = await asyncio.to_thread(Engine.load, app.state.settings, app.state.metrics)
+        app.state.recogniser = await asyncio.to_thread(Engine.load, app.state.settings, app.state.metrics)
     except Exception:
         log.exception("could not load %s; /ready stays 503", app.state.settings.checkpoint)
         app.state.load_failed = True
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, recogniser: Recogniser | None = None) -> FastAPI:
+    """The service with ``settings`` (default: from the environment), serving ``recogniser`` if one is given,
+    else the model that the settings name, loaded once the app starts."""
     app = FastAPI(
         title="asr",
         version=asr.__version__,
         lifespan=lifespan,
         description="Speech recognition: files over REST (native and OpenAI-compatible), live audio over WebSocket.",
     )
-    app.state.settings = settings or Settings()
+    settings = settings or Settings()
+    app.state.settings = settings
     app.state.metrics = Metrics()
+    app.state.recogniser = recogniser
     app.state.load_failed = False
     app.state.open_streams = 0
-    # Outermost last: RequestLog, RequestMetrics, CORS, ApiKeys, DrainGate, BodyLimit, then the routes.
-    app.add_middleware(BodyLimit)
+    # Outermost last: Access, CORS, ApiKeys, DrainGate, BodyLimit, then the routes.
+    app.add_middleware(BodyLimit, limits=settings.upload_limits)
     app.add_middleware(DrainGate)
-    app.add_middleware(ApiKeys, keys=tuple(digest(key) for key in app.state.settings.load_api_keys()))
-    if origins := app.state.settings.cors_origin_list:
+    app.add_middleware(ApiKeys, keys=tuple(digest(key) for key in settings.load_api_keys()))
+    if origins := settings.cors_origin_list:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=origins,
@@ -74,8 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=["X-Request-ID"],
             max_age=600,
         )
-    app.add_middleware(RequestMetrics, metrics=app.state.metrics)
-    app.add_middleware(RequestLog)
+    app.add_middleware(Access, metrics=app.state.metrics)
     errors.install(app)
     for router in (ops.router, files.router, openai.router, stream.router, web.router):
         app.include_router(router)

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from urllib.parse import parse_qs
 
+from starlette import status
+from starlette.datastructures import Headers, QueryParams
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from service.errors import error_response
 
 PROTECTED = "/v1/"
-POLICY_VIOLATION = 1008
 MESSAGE = "a valid API key is required: send 'Authorization: Bearer KEY' (or ?api_key=KEY on the WebSocket)"
 
 
@@ -27,12 +27,12 @@ def digest(key: str) -> bytes:
 
 
 def _presented(scope: Scope) -> str:
-    header = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")
+    header = Headers(scope=scope).get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() == "bearer" and token.strip():
         return token.strip()
     if scope["type"] == "websocket":
-        return parse_qs(scope.get("query_string", b"").decode("latin-1")).get("api_key", [""])[0]
+        return QueryParams(scope.get("query_string", b"")).get("api_key", "")
     return ""
 
 
@@ -66,4 +66,4 @@ class ApiKeys:
         websocket = WebSocket(scope, receive, send)
         await websocket.accept()
         await websocket.send_json({"error": MESSAGE})
-        await websocket.close(POLICY_VIOLATION)
+        await websocket.close(status.WS_1008_POLICY_VIOLATION)

@@ -1,6 +1,6 @@
 """Dynamic batching: every recognition request of the process shares one inference worker.
 
-Callers on the event loop ``await batcher.transcribe(waveform)`` (or ``submit`` another kind of
+Callers on the event loop ``await batcher.result_of(waveform)`` (or ``submit`` another kind of
 work, such as a stream's incremental read, with its cost in samples); a worker thread (one per
 device, so the event loop never runs the model) gathers pending clips until the batch is full,
 its padded audio reaches the limit, or the oldest clip has waited ``max_wait_ms``. It then groups
@@ -21,10 +21,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from asr.decoding import Transcript
 from service.logs import request_id
 
-log = logging.getLogger("service")
+log = logging.getLogger(__name__)
 
 
 class Stopped(RuntimeError):
@@ -33,10 +32,12 @@ class Stopped(RuntimeError):
 
 @dataclass(frozen=True)
 class BatchLimits:
-    max_batch_size: int = 16
-    max_batch_seconds: float = 240.0
+    """From ``ASR_MAX_BATCH_*`` and ``ASR_MAX_WAIT_MS`` (their defaults are :class:`service.settings.Settings`')."""
+
+    max_batch_size: int
+    max_batch_seconds: float
     """Padded audio per batch: the batch size times its longest clip."""
-    max_wait_ms: float = 10.0
+    max_wait_ms: float
     """How long the oldest clip may wait for company before its batch runs anyway."""
 
 
@@ -65,7 +66,7 @@ class Batcher:
         self,
         run: Callable[[list], list],
         sample_rate: int,
-        limits: BatchLimits = BatchLimits(),
+        limits: BatchLimits,
         on_batch: Callable[[BatchStats], None] = lambda stats: None,
     ):
         """``run`` turns a list of submitted items into their results, in one forward pass."""
@@ -86,8 +87,9 @@ class Batcher:
         """Audio waiting or being recognised: how far behind the worker is, in seconds of speech."""
         return sum(job.samples for job in [*self._pending, *self._running]) / self.sample_rate
 
-    async def transcribe(self, waveform: torch.Tensor) -> Transcript:
-        """Recognise one mono clip at the batcher's sample rate, batched with whatever else is pending."""
+    async def result_of(self, waveform: torch.Tensor) -> object:
+        """What ``run`` makes of one mono clip at the batcher's sample rate (in the service: its log-probabilities),
+        batched with whatever else is pending."""
         if waveform.ndim != 1 or waveform.numel() == 0:
             raise ValueError(f"expected a non-empty mono waveform, got shape {tuple(waveform.shape)}")
         return await self.submit(waveform, waveform.shape[-1])

@@ -13,7 +13,7 @@ that protocol with, from ``Settings``:
 - and the answers uvicorn writes in plain text, for requests it cannot parse and WebSocket handshakes
   it refuses (:class:`WebSocket`), in the service's JSON.
 
-The body's size and pace are the application's (``service.limits``); idle keep-alive connections
+The body's size and pace are the application's (``service.body``); idle keep-alive connections
 close after ``ASR_KEEP_ALIVE_SECONDS`` (uvicorn's ``timeout_keep_alive``). ``python -m service`` runs
 uvicorn with these; ``uvicorn service.app:app`` would run without them.
 """

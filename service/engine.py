@@ -1,4 +1,4 @@
-"""The loaded model behind every recognition route: a transcriber, the batcher that feeds it, and decoding.
+"""The loaded model behind every recognition route, the :class:`service.recogniser.Recogniser` they use.
 
 The batcher's worker runs only the acoustic model; each request's log-probabilities are decoded
 with its own options on a thread of their own, so the beam searches of one batch overlap the model's
@@ -9,43 +9,46 @@ why one decoding thread is as fast as several).
 from __future__ import annotations
 
 import asyncio
+import datetime
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 import torch
 
-from asr.beam import BeamOptions
-from asr.decoding import Transcript
+from asr.decoding import Greedy
 from asr.incremental import Settled
-from asr.transcriber import Transcriber
-from service.batching import Batcher, Stopped
+from asr.transcriber import Decoding, Transcriber
+from asr.transcript import Transcript
+from service.batching import Batcher, BatchLimits, Stopped
 from service.metrics import Metrics
+from service.recogniser import StreamRead
 from service.settings import Settings
 
-log = logging.getLogger("service")
-
-
-@dataclass(frozen=True)
-class StreamRead:
-    """A partial read of a stream's open utterance, which the worker batches with others."""
-
-    audio: torch.Tensor
-    """The utterance so far, mono at the model's rate."""
-    settled: Settled
-    """What the previous partial reads of this utterance settled."""
+log = logging.getLogger(__name__)
 
 
 class Engine:
-    def __init__(self, transcriber: Transcriber, settings: Settings, metrics: Metrics):
+    def __init__(
+        self,
+        transcriber: Transcriber,
+        decoding: Decoding,
+        limits: BatchLimits,
+        metrics: Metrics,
+        stream_window_seconds: float,
+        decode_threads: int,
+    ):
+        """``decoding``: the server's, for requests that ask for nothing else (greedy where the transcriber has no
+        LM). ``stream_window_seconds``: how much of an open utterance a partial read recomputes (0: all of it)."""
         self.transcriber = transcriber
+        self.model_id = transcriber.name
+        created = transcriber.info.provenance.get("created")
+        self.created = int(datetime.datetime.fromisoformat(created).timestamp()) if created else 0
         self.sample_rate = transcriber.info.feature_config.sample_rate
-        frames = settings.stream_window_seconds / transcriber.frame_seconds
+        self.decoding = decoding if transcriber.decoder is not None else Greedy()
+        frames = stream_window_seconds / transcriber.frame_seconds
         self.stream_window = round(frames) if frames > 0 else None
-        self.options = settings.beam_options if transcriber.decoder is not None else None
-        """How requests that ask for nothing else are decoded: the server's beam, or greedy without an LM."""
-        self.batcher = Batcher(self._recognise, self.sample_rate, settings.batch_limits, metrics.observe_batch)
-        self._decoding = ThreadPoolExecutor(settings.decode_threads, thread_name_prefix="decode")
+        self.batcher = Batcher(self._recognise, self.sample_rate, limits, metrics.observe_batch)
+        self._decoding = ThreadPoolExecutor(decode_threads, thread_name_prefix="decode")
         self._closed = False
         metrics.watch_queue(lambda: self.batcher.queue_depth, lambda: self.batcher.audio_in_flight_seconds)
 
@@ -63,33 +66,36 @@ class Engine:
             transcriber.precision,
             f"beam search with {settings.lm}" if settings.lm else "greedy decoding (no LM)",
         )
-        return cls(transcriber, settings, metrics)
+        return cls(
+            transcriber,
+            settings.decoding,
+            settings.batch_limits,
+            metrics,
+            settings.stream_window_seconds,
+            settings.decode_threads,
+        )
 
-    async def transcribe(self, waveform: torch.Tensor, options: BeamOptions | None) -> list[Transcript]:
-        """Recognise one mono clip at the model's rate: its best transcript, then any alternatives."""
-        log_probs = await self.batcher.transcribe(waveform)
-        return await self.decode(log_probs, waveform.numel() / self.sample_rate, options)
+    @property
+    def queue_depth(self) -> int:
+        return self.batcher.queue_depth
 
-    async def decode(self, log_probs: torch.Tensor, duration: float, options: BeamOptions | None) -> list[Transcript]:
-        """Greedy decoding (``options=None``) takes microseconds, so it runs here; a beam search, on the pool."""
-        if options is None:
-            return self.transcriber.decode(log_probs, duration, None)
+    async def log_probs(self, waveform: torch.Tensor) -> torch.Tensor:
+        return await self.batcher.result_of(waveform)
+
+    async def decode(self, log_probs: torch.Tensor, duration: float, decoding: Decoding) -> list[Transcript]:
+        """Greedy decoding takes microseconds, so it runs here; a beam search, on the pool."""
+        if isinstance(decoding, Greedy):
+            return self.transcriber.decode(log_probs, duration, decoding)
         if self._closed:
             raise Stopped("the service stopped before this audio was decoded")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._decoding, self.transcriber.decode, log_probs, duration, options)
+        return await loop.run_in_executor(self._decoding, self.transcriber.decode, log_probs, duration, decoding)
 
-    @property
-    def model_id(self) -> str:
-        return self.transcriber.name
-
-    async def read_partial(self, read: StreamRead, options: BeamOptions | None) -> tuple[Transcript, Settled]:
+    async def read_partial(self, read: StreamRead) -> tuple[torch.Tensor, Settled]:
         """Read an open utterance incrementally, batched with the other streams' reads and with file clips."""
         step = self.transcriber.model.config.stride * self.transcriber.info.feature_config.hop_length
         unsettled = max(0, read.audio.numel() - read.settled.frames * step)
-        log_probs, settled = await self.batcher.submit(read, unsettled)
-        [transcript] = await self.decode(log_probs, read.audio.numel() / self.sample_rate, options)
-        return transcript, settled
+        return await self.batcher.submit(read, unsettled)
 
     def _recognise(self, items: list[torch.Tensor | StreamRead]) -> list:
         """Clips and stream reads of one batch, each kind in one forward pass: log-probabilities in the items' order."""

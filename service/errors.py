@@ -1,4 +1,5 @@
-"""One JSON error shape for every failure, OpenAI's: ``{"error": {"code", "message", "type", "param"}}``.
+"""One JSON error shape for every failure, OpenAI's: ``{"error": {"code", "message", "type", "param"}}``, and
+every domain exception mapped to its HTTP status here (:func:`install`), and nowhere else.
 
 ``type`` is ``invalid_request_error`` for the client's mistakes (4xx) and ``server_error`` otherwise;
 ``param`` names the offending field when there is one.
@@ -15,9 +16,11 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
+from asr.audio import AudioDecodeError, AudioTooLong
 from service.batching import Stopped
+from service.request_options import InvalidOption
 
-log = logging.getLogger("service")
+log = logging.getLogger(__name__)
 
 
 class ApiError(StarletteHTTPException):
@@ -65,6 +68,18 @@ def install(app: FastAPI) -> None:
     async def client_gone(_: Request, error: ClientDisconnect) -> JSONResponse:
         """Nobody reads this answer; it is what the access log and the metrics record (nginx's code)."""
         return error_response(499, "client_closed_request", "the client closed the connection mid-request")
+
+    @app.exception_handler(InvalidOption)
+    async def invalid_option(_: Request, error: InvalidOption) -> JSONResponse:
+        return error_response(400, f"invalid_{error.param}", str(error), error.param)
+
+    @app.exception_handler(AudioDecodeError)
+    async def invalid_audio(_: Request, error: AudioDecodeError) -> JSONResponse:
+        return error_response(400, "invalid_audio", str(error))
+
+    @app.exception_handler(AudioTooLong)
+    async def audio_too_long(_: Request, error: AudioTooLong) -> JSONResponse:
+        return error_response(413, "audio_too_long", str(error))
 
     @app.exception_handler(Stopped)
     async def stopped(_: Request, error: Stopped) -> JSONResponse:

@@ -1,10 +1,8 @@
 """Logs: one JSON object per line, each carrying the id of the request it belongs to, and no secrets.
 
-A request's id comes from its ``X-Request-ID`` header when that is a sane token, else it is made
-here. It is returned in the response's ``X-Request-ID`` and set in a context variable, which every
-log line written on the request's behalf picks up (tasks it starts included); the inference
-worker's lines about a batch carry the ids of all its requests, space-separated. The access line is
-ours, not uvicorn's, so query strings never reach the log; API keys, as bearer tokens or
+A request's id (:mod:`service.access` sets it) is held in a context variable, which every log line
+written on the request's behalf picks up (tasks it starts included); the inference worker's lines
+about a batch carry the ids of all its requests, space-separated. API keys, as bearer tokens or
 ``api_key=`` parameters, are blanked out of every line.
 """
 
@@ -14,21 +12,12 @@ import datetime
 import json
 import logging
 import re
-import time
-import uuid
 from contextvars import ContextVar
 from typing import Any
 
-from starlette.datastructures import MutableHeaders
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
-log = logging.getLogger("service.access")
 
 _SECRETS = re.compile(r"(?i)(bearer\s+|api_key=)[^\s&\"']+")
-_SANE_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
-PROBES = frozenset({"/health", "/ready", "/metrics"})
-"""Polled every few seconds by orchestrators and Prometheus: their access lines are debug, not info."""
 
 
 def redact(text: str) -> str:
@@ -82,50 +71,3 @@ def config(level: str, fmt: str) -> dict:
         "root": {"handlers": ["default"], "level": level.upper()},
         "loggers": {name: {"handlers": [], "propagate": True} for name in ("uvicorn", "uvicorn.error")},
     }
-
-
-class RequestLog:
-    """ASGI middleware: gives each request and stream its id, returns it, and writes its access line."""
-
-    def __init__(self, app: ASGIApp):
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
-            await self.app(scope, receive, send)
-            return
-        given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        rid = given if _SANE_ID.fullmatch(given) else uuid.uuid4().hex
-        token = request_id.set(rid)
-        started, status = time.perf_counter(), None
-
-        async def sending(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                MutableHeaders(scope=message).append("X-Request-ID", rid)
-            elif message["type"] == "websocket.accept":
-                status = 101
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
-            elif message["type"] == "websocket.close" and status is None:
-                status = 403
-            await send(message)
-
-        try:
-            await self.app(scope, receive, sending)
-        finally:
-            method = scope.get("method", "WEBSOCKET")
-            ms = round(1000 * (time.perf_counter() - started), 1)
-            client = scope["client"][0] if scope.get("client") else None
-            log.log(
-                logging.DEBUG if scope["path"] in PROBES else logging.INFO,
-                "%s %s %s %.1f ms",
-                method,
-                scope["path"],
-                status,
-                ms,
-                extra={
-                    "fields": {"method": method, "path": scope["path"], "status": status, "ms": ms, "client": client}
-                },
-            )
-            request_id.reset(token)

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.batching import BatchStats
 
@@ -31,6 +29,9 @@ class Metrics:
         )
         self.audio = Counter("asr_audio_seconds", "Audio recognised, in seconds", ["source"], registry=r)
         self.streams = Gauge("asr_streams_in_flight", "Open WebSocket streams", registry=r)
+        self.requests_in_flight = Gauge(
+            "asr_requests_in_flight", "HTTP requests being answered (probes and metrics aside)", registry=r
+        )
 
     def observe_batch(self, stats: BatchStats) -> None:
         self.batch_size.observe(stats.size)
@@ -39,30 +40,3 @@ class Metrics:
     def watch_queue(self, depth: Callable[[], int], audio_seconds: Callable[[], float]) -> None:
         self.queue_depth.set_function(depth)
         self.audio_in_flight.set_function(audio_seconds)
-
-
-class RequestMetrics:
-    """ASGI middleware counting HTTP requests by route template (``/v1/transcribe``, not its query)."""
-
-    def __init__(self, app: ASGIApp, metrics: Metrics):
-        self.app, self.metrics = app, metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def sending(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, sending)
-        finally:
-            route = getattr(scope.get("route"), "path", "unmatched")
-            self.metrics.requests.labels(route, str(status)).inc()
-            self.metrics.latency.labels(route).observe(time.perf_counter() - started)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from asr.decoding import Segment, Word
+from asr.transcript import Segment, Word, segment
+from service.windowing import FileTranscript
 
 
 class WordTiming(BaseModel):
@@ -37,6 +38,18 @@ class Transcription(BaseModel):
     words: list[WordTiming]
     model: str
     processing_seconds: float = Field(description="Server time spent decoding and recognising the audio.")
+
+    @classmethod
+    def of(cls, result: FileTranscript, model: str, seconds: float) -> Transcription:
+        words = result.transcript.words
+        return cls(
+            text=result.transcript.text,
+            duration=round(result.duration, 3),
+            segments=[SegmentTiming.of(s) for s in segment(words)],
+            words=[WordTiming.of(w) for w in words],
+            model=model,
+            processing_seconds=round(seconds, 4),
+        )
 
 
 class Health(BaseModel):

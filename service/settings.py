@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -9,11 +10,17 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from asr.audio import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
-from asr.beam import DEFAULT_LM, MAX_BEAM_SIZE, BeamOptions
+from asr.beam import MAX_BEAM_SIZE, Beam
 from asr.checkpoint import DEFAULT_CHECKPOINT
+from asr.decoding import Greedy
+from asr.language_model import DEFAULT_LM
 from asr.precision import Precision
+from asr.transcriber import Decoding
 from service.batching import BatchLimits
-from service.streaming import StreamConfig
+from service.limits import FileLimits, StreamLimits, UploadLimits
+from service.vad import VadConfig
+from service.vosk import StreamConfig
+from service.windowing import Windowing
 
 
 class Settings(BaseSettings):
@@ -108,20 +115,43 @@ class Settings(BaseSettings):
     def cors_origin_list(self) -> list[str]:
         return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]
 
-    @property
+    @cached_property
     def batch_limits(self) -> BatchLimits:
         return BatchLimits(self.max_batch_size, self.max_batch_seconds, self.max_wait_ms)
 
-    @property
-    def beam_options(self) -> BeamOptions:
-        return BeamOptions(
+    @cached_property
+    def decoding(self) -> Decoding:
+        """How requests that ask for nothing else are decoded: beam search with the LM, or greedy without one."""
+        if self.lm is None:
+            return Greedy()
+        return Beam(
             beam_size=self.beam_size, alpha=self.lm_weight, beta=self.word_score, hotword_boost=self.hotword_boost
         )
 
-    @property
-    def stream_config(self) -> StreamConfig:
-        return StreamConfig(
+    @cached_property
+    def upload_limits(self) -> UploadLimits:
+        return UploadLimits(self.max_upload_bytes, self.body_timeout_seconds, self.min_upload_bytes_per_second)
+
+    @cached_property
+    def file_limits(self) -> FileLimits:
+        return FileLimits(self.max_duration_seconds, self.request_timeout_seconds, self.max_queue)
+
+    @cached_property
+    def windowing(self) -> Windowing:
+        return Windowing(self.window_seconds, self.window_overlap_seconds, self.windows_in_flight)
+
+    @cached_property
+    def stream_limits(self) -> StreamLimits:
+        return StreamLimits(self.max_streams, self.stream_idle_seconds, self.stream_max_message_bytes, self.max_queue)
+
+    @cached_property
+    def vad(self) -> VadConfig:
+        return VadConfig(
             endpoint_silence_ms=self.stream_endpoint_silence_ms,
             max_utterance_seconds=self.stream_max_utterance_seconds,
             partial_interval_ms=self.stream_partial_interval_ms,
         )
+
+    @cached_property
+    def stream(self) -> StreamConfig:
+        return StreamConfig(self.stream_sample_rate, self.stream_partial_beam_size, self.vad)

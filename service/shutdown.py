@@ -22,10 +22,10 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from service.access import PROBES
 from service.errors import error_response
-from service.logs import PROBES
 
-log = logging.getLogger("service")
+log = logging.getLogger(__name__)
 
 
 class Drain:
@@ -121,6 +121,6 @@ class Server(uvicorn.Server):
 
     async def _drain_then_exit(self) -> None:
         await self.app.state.drain.run()
-        if self.app.state.engine is not None:  # what is still queued fails fast, with 503 shutting_down
-            await asyncio.to_thread(self.app.state.engine.close)
+        if self.app.state.recogniser is not None:  # what is still queued fails fast, with 503 shutting_down
+            await asyncio.to_thread(self.app.state.recogniser.close)
         self.should_exit = True

@@ -1,6 +1,6 @@
 """Getting uploaded audio off the wire and through recognition, with every failure a clear 4xx or 5xx.
 
-The size limit is enforced as the body streams in (:class:`service.limits.BodyLimit`); here come
+The size limit is enforced as the body streams in (:class:`service.body.BodyLimit`); here come
 the rest: the longest accepted duration, the request's deadline, and cancelling the work of a
 client that has gone away, so its windows leave the batcher's queue.
 """
@@ -16,15 +16,15 @@ import torch
 from fastapi import Request
 
 from asr.audio import AudioDecodeError, AudioTooLong
-from asr.beam import BeamOptions
-from asr.decoding import Transcript
-from service.engine import Engine
+from asr.transcriber import Decoding
+from asr.transcript import Transcript
 from service.errors import ApiError
-from service.files import FileTranscript, transcribe_file
+from service.limits import FileLimits
 from service.metrics import Metrics
-from service.settings import Settings
+from service.recogniser import Recogniser, transcribe
+from service.windowing import FileTranscript, Windowing, transcribe_file
 
-log = logging.getLogger("service")
+log = logging.getLogger(__name__)
 
 
 async def spool_body(request: Request) -> BinaryIO:
@@ -40,32 +40,25 @@ async def recognise(
     request: Request,
     source: BinaryIO,
     name: str,
-    engine: Engine,
-    settings: Settings,
+    recogniser: Recogniser,
+    decoding: Decoding,
+    windowing: Windowing,
+    limits: FileLimits,
     metrics: Metrics,
-    options: BeamOptions | None,
 ) -> FileTranscript:
-    """Transcribe a whole file, decoded with ``options`` (None: greedy), unless it is undecodable (400), too
-    long (413), past its deadline (504), or its client disconnects first (the work is cancelled)."""
+    """Transcribe a whole file, unless it is undecodable (400), too long (413), past its deadline (504), or its
+    client disconnects first (the work is cancelled). The first two are raised as the audio's own errors, which
+    :mod:`service.errors` answers."""
 
     async def best(window: torch.Tensor) -> Transcript:
-        return (await engine.transcribe(window, options))[0]
+        return (await transcribe(recogniser, window, decoding))[0]
 
     work = asyncio.ensure_future(
-        transcribe_file(
-            source,
-            best,
-            engine.transcriber.info.feature_config,
-            settings.window_seconds,
-            settings.window_overlap_seconds,
-            settings.windows_in_flight,
-            name,
-            settings.max_duration_seconds,
-        )
+        transcribe_file(source, best, recogniser.sample_rate, windowing, name, limits.max_seconds)
     )
     gone = asyncio.ensure_future(_disconnect(request))
     try:
-        await asyncio.wait({work, gone}, timeout=settings.request_timeout_seconds, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({work, gone}, timeout=limits.timeout_seconds, return_when=asyncio.FIRST_COMPLETED)
     finally:
         gone.cancel()
         work.cancel()  # a no-op once done; otherwise its queued windows are dropped
@@ -73,16 +66,16 @@ async def recognise(
         log.info("%s: the client went away; its transcription is cancelled", name)
         raise ApiError(499, "client_closed_request", "the client closed the connection")
     if not work.done():
-        limit = settings.request_timeout_seconds
+        limit = limits.timeout_seconds
         raise ApiError(
             504, "deadline_exceeded", f"{name}: not transcribed within {limit:g} s (ASR_REQUEST_TIMEOUT_SECONDS)"
         )
     try:
         result = work.result()
     except AudioDecodeError as error:
-        raise ApiError(400, "invalid_audio", f"{name}: {error}") from None
+        raise AudioDecodeError(f"{name}: {error}") from None
     except AudioTooLong as error:
-        raise ApiError(413, "audio_too_long", f"{name}: {error} (ASR_MAX_DURATION_SECONDS)") from None
+        raise AudioTooLong(f"{name}: {error} (ASR_MAX_DURATION_SECONDS)") from None
     metrics.audio.labels("file").inc(result.duration)
     return result
 

@@ -1,4 +1,4 @@
-"""API keys, CORS and structured logs, against a real server with keys configured."""
+"""API keys, CORS and structured logs, against the service with keys configured (its recogniser needs no model)."""
 
 from __future__ import annotations
 
@@ -15,12 +15,11 @@ from pydantic import SecretStr
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from bench.serving import serve
 from service.logs import TextFormatter, redact
 from service.settings import Settings
-from tests.conftest import speak
-from tests.test_shutdown import wait_until
-from tests.test_stream_api import pcm, session
+from tests.support.fake import FakeRecogniser
+from tests.support.servers import serve_app, session, wait_until
+from tests.support.speech import pcm, speak
 
 KEYS = ("alpha-key-1", "beta-key-2")
 ORIGIN = "https://app.example"
@@ -31,9 +30,14 @@ TEXT = "open the garage door please"
 def locked(tmp_path_factory) -> Iterator[tuple[str, Path]]:
     folder = tmp_path_factory.mktemp("locked")
     (folder / "keys").write_text(f"# one key per line\n{KEYS[1]}\n")
-    with serve(
-        log=folder / "log", api_keys=KEYS[0], api_keys_file=folder / "keys", cors_origins=ORIGIN, log_level="debug"
-    ) as (url, _):
+    with serve_app(
+        FakeRecogniser(text=TEXT),
+        log=folder / "log",
+        api_keys=KEYS[0],
+        api_keys_file=folder / "keys",
+        cors_origins=ORIGIN,
+        log_level="debug",
+    ) as url:
         yield url, folder / "log"
 
 

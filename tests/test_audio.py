@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import struct
 import subprocess
 from pathlib import Path
 
@@ -15,8 +14,7 @@ import torch
 
 from asr.audio import AudioDecodeError, AudioTooLong, decode, stream
 from asr.features import FeatureConfig, prepare_waveform
-from bench.serving import FORMATS, encode
-from tests.conftest import speak
+from tests.support.speech import FORMATS, adts, claiming, encode, speak, wav_bytes
 
 
 def _similarity(a: torch.Tensor, b: torch.Tensor, lag: int = 2048) -> float:
@@ -92,25 +90,6 @@ def test_a_truncated_file_is_an_error_or_its_prefix():
     assert 0 < waveform.shape[-1] < 16000 * 3
 
 
-def wav_bytes(samples: np.ndarray, rate: int, float_samples: bool = False) -> bytes:
-    """``(samples, channels)`` as a WAV file written by hand, so that its header may say anything."""
-    data = samples.astype("<f4" if float_samples else "<i2").tobytes()
-    channels, width = samples.shape[1], 4 if float_samples else 2
-    fmt = struct.pack(
-        "<HHIIHH", 3 if float_samples else 1, channels, rate, rate * channels * width, channels * width, width * 8
-    )
-    return (
-        b"RIFF"
-        + struct.pack("<I", 36 + len(data))
-        + b"WAVEfmt "
-        + struct.pack("<I", 16)
-        + fmt
-        + b"data"
-        + struct.pack("<I", len(data))
-        + data
-    )
-
-
 @pytest.mark.parametrize("channels", [8, 16, 64])
 def test_files_of_eight_to_64_channels_decode(channels):
     """PyAV's conversion of planar frames of 8 or more channels crashed the process (a 60-byte WAV did it)."""
@@ -138,13 +117,6 @@ def test_sample_rates_outside_4_to_192_khz_are_refused_before_decoding(rate):
     """A 1.2 KB WAV at 1 Hz claimed 600 s and cost 37 s of CPU."""
     with pytest.raises(AudioDecodeError, match="the sample rate must be a number from 4000 to 192000 Hz"):
         decode(wav_bytes(np.zeros((600, 1)), rate))
-
-
-def claiming(flac: bytes, seconds: float, rate: int) -> bytes:
-    """``flac`` with its STREAMINFO block saying it holds ``seconds`` of audio at ``rate``."""
-    fields = int.from_bytes(flac[18:26], "big")
-    fields = fields & ~((1 << 36) - 1) | round(seconds * rate)  # the low 36 bits count the samples
-    return flac[:18] + fields.to_bytes(8, "big") + flac[26:]
 
 
 def test_a_header_that_claims_more_than_the_limit_is_refused_before_decoding():
@@ -187,15 +159,3 @@ def test_a_stream_that_changes_channel_count_partway_decodes_at_one_rate():
     assert {p.shape[0] for p, _ in pieces} == {1, 2}
     waveform, rate = decode(mono + stereo)
     assert waveform.shape[0] == 1 and waveform.shape[1] / rate == pytest.approx(2.0, abs=0.25)
-
-
-def adts(waveform: torch.Tensor, rate: int) -> bytes:
-    layout = {1: "mono", 2: "stereo"}[waveform.shape[0]]
-    buffer = io.BytesIO()
-    with av.open(buffer, "w", format="adts") as out:
-        track = out.add_stream("aac", rate=rate, layout=layout)
-        frame = av.AudioFrame.from_ndarray(waveform.numpy().astype(np.float32), format="fltp", layout=layout)
-        frame.sample_rate = rate
-        for packet in [*track.encode(frame), *track.encode(None)]:
-            out.mux(packet)
-    return buffer.getvalue()

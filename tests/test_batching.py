@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 
 import pytest
 import torch
@@ -13,9 +14,11 @@ from asr.audio import decode
 from asr.checkpoint import DEFAULT_CHECKPOINT
 from asr.features import prepare_waveform
 from asr.transcriber import Transcriber
-from service.batching import Batcher, BatchLimits, BatchStats, Stopped, pick_batch
-from tests.conftest import speak
+from service.batching import Batcher, BatchStats, Stopped, pick_batch
+from service.settings import Settings
+from tests.support.speech import speak
 
+LIMITS = Settings().batch_limits
 SENTENCES = [
     "turn off the kitchen lights",
     "what time is it",
@@ -37,12 +40,12 @@ def clips() -> list[torch.Tensor]:
 
 
 def test_pick_batch_takes_the_oldest_and_its_nearest_lengths():
-    limits = BatchLimits(max_batch_size=3, max_batch_seconds=1000)
+    limits = replace(LIMITS, max_batch_size=3, max_batch_seconds=1000)
     assert pick_batch([50, 10, 49, 90, 52, 51], limits, sample_rate=1) == [2, 0, 5]
 
 
 def test_pick_batch_keeps_padded_audio_under_the_limit():
-    limits = BatchLimits(max_batch_size=16, max_batch_seconds=100)
+    limits = replace(LIMITS, max_batch_size=16, max_batch_seconds=100)
     # 30 + 30 + 31 fits (3 x 31 = 93); a fourth at 31 would pad to 124.
     assert pick_batch([30, 30, 31, 31, 5], limits, sample_rate=1) == [0, 1, 2]
     # The oldest goes even when it alone is over the limit, so that nothing waits forever.
@@ -57,11 +60,11 @@ def test_a_clip_reads_the_same_alone_and_in_any_batch(transcriber, clips):
         batcher = Batcher(
             lambda ws: transcriber.transcribe([(w, 16000) for w in ws]),
             16000,
-            BatchLimits(max_batch_size=4, max_wait_ms=200),
+            replace(LIMITS, max_batch_size=4, max_wait_ms=200),
             lambda stats: sizes.append(stats.size),
         )
         try:
-            return await asyncio.gather(*(batcher.transcribe(clip) for clip in clips))
+            return await asyncio.gather(*(batcher.result_of(clip) for clip in clips))
         finally:
             batcher.close()
 
@@ -91,11 +94,11 @@ def test_a_failing_batch_fails_only_its_callers_and_the_worker_goes_on():
     calls: list[int] = []
 
     async def scenario():
-        batcher = Batcher(failing_on_negative_clips(calls), 16000, BatchLimits(max_wait_ms=0))
+        batcher = Batcher(failing_on_negative_clips(calls), 16000, replace(LIMITS, max_wait_ms=0))
         try:
             with pytest.raises(RuntimeError, match="injected failure"):
-                await batcher.transcribe(-torch.ones(10))
-            return await batcher.transcribe(torch.ones(20))
+                await batcher.result_of(-torch.ones(10))
+            return await batcher.result_of(torch.ones(20))
         finally:
             batcher.close()
 
@@ -108,10 +111,10 @@ def test_a_batch_that_fails_runs_again_without_the_culprit_so_only_the_culprit_f
     calls: list[int] = []
 
     async def scenario():
-        batcher = Batcher(failing_on_negative_clips(calls), 16000, BatchLimits(max_wait_ms=50))
+        batcher = Batcher(failing_on_negative_clips(calls), 16000, replace(LIMITS, max_wait_ms=50))
         try:
             clips = [torch.ones(10), torch.ones(11), -torch.ones(12), torch.ones(13), torch.ones(14)]
-            return await asyncio.gather(*(batcher.transcribe(c) for c in clips), return_exceptions=True)
+            return await asyncio.gather(*(batcher.result_of(c) for c in clips), return_exceptions=True)
         finally:
             batcher.close()
 
@@ -119,6 +122,12 @@ def test_a_batch_that_fails_runs_again_without_the_culprit_so_only_the_culprit_f
     assert results[:2] + results[3:] == ["10 samples", "11 samples", "13 samples", "14 samples"]
     assert isinstance(results[2], RuntimeError)
     assert calls[0] == 5 and len(calls) <= 1 + 2 + 2 + 2  # halves down to the culprit alone
+
+
+async def queued(batcher: Batcher, depth: int) -> None:
+    """Until ``depth`` requests wait in the queue: each request's task enqueues itself when it first runs."""
+    while batcher.queue_depth != depth:
+        await asyncio.sleep(0)
 
 
 def test_a_cancelled_request_is_never_run():
@@ -130,12 +139,12 @@ def test_a_cancelled_request_is_never_run():
         return ["ok"] * len(waveforms)
 
     async def scenario():
-        batcher = Batcher(run, 16000, BatchLimits(max_wait_ms=300), stats.append)
+        batcher = Batcher(run, 16000, replace(LIMITS, max_wait_ms=300), stats.append)
         try:
-            gone = asyncio.ensure_future(batcher.transcribe(torch.ones(111)))
-            await asyncio.sleep(0.05)
+            gone = asyncio.ensure_future(batcher.result_of(torch.ones(111)))
+            await queued(batcher, 1)
             gone.cancel()
-            return await batcher.transcribe(torch.ones(222))
+            return await batcher.result_of(torch.ones(222))
         finally:
             batcher.close()
 
@@ -145,14 +154,14 @@ def test_a_cancelled_request_is_never_run():
 
 def test_pending_requests_fail_cleanly_when_the_batcher_closes():
     async def scenario():
-        batcher = Batcher(lambda ws: ["ok"] * len(ws), 16000, BatchLimits(max_wait_ms=10_000, max_batch_size=8))
-        waiting = asyncio.ensure_future(batcher.transcribe(torch.ones(5)))
-        await asyncio.sleep(0.05)
+        batcher = Batcher(lambda ws: ["ok"] * len(ws), 16000, replace(LIMITS, max_wait_ms=10_000, max_batch_size=8))
+        waiting = asyncio.ensure_future(batcher.result_of(torch.ones(5)))
+        await queued(batcher, 1)
         await asyncio.to_thread(batcher.close)
         with pytest.raises(Stopped, match="the service stopped before this audio was recognised"):
             await waiting
         with pytest.raises(Stopped, match="shutting down"):
-            await batcher.transcribe(torch.ones(5))
+            await batcher.result_of(torch.ones(5))
 
     asyncio.run(scenario())
 
@@ -166,16 +175,16 @@ def test_audio_in_flight_counts_the_running_batch_and_the_queue():
         return ["ok"] * len(waveforms)
 
     async def scenario():
-        batcher = Batcher(run, 16000, BatchLimits(max_wait_ms=0, max_batch_size=1))
+        batcher = Batcher(run, 16000, replace(LIMITS, max_wait_ms=0, max_batch_size=1))
         try:
             assert batcher.audio_in_flight_seconds == 0
-            running = asyncio.ensure_future(batcher.transcribe(torch.ones(32000)))
+            running = asyncio.ensure_future(batcher.result_of(torch.ones(32000)))
             await asyncio.to_thread(started.wait, 5)
-            queued = asyncio.ensure_future(batcher.transcribe(torch.ones(8000)))
-            await asyncio.sleep(0.05)
+            waiting = asyncio.ensure_future(batcher.result_of(torch.ones(8000)))
+            await queued(batcher, 1)
             seen = batcher.audio_in_flight_seconds, batcher.queue_depth
             release.set()
-            await asyncio.gather(running, queued)
+            await asyncio.gather(running, waiting)
             return seen, batcher.audio_in_flight_seconds
         finally:
             release.set()
@@ -196,9 +205,9 @@ def test_out_of_memory_splits_the_batch_until_it_fits_and_fails_only_a_clip_too_
         return [f"{w.numel()} samples" for w in waveforms]
 
     async def scenario():
-        batcher = Batcher(run, 16000, BatchLimits(max_wait_ms=200))
+        batcher = Batcher(run, 16000, replace(LIMITS, max_wait_ms=200))
         try:
-            jobs = [batcher.transcribe(torch.ones(n)) for n in (10, 20, 30, 40, 2000)]
+            jobs = [batcher.result_of(torch.ones(n)) for n in (10, 20, 30, 40, 2000)]
             return await asyncio.gather(*jobs, return_exceptions=True)
         finally:
             batcher.close()

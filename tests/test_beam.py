@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from asr.beam import DEFAULT_LM, MAX_HOTWORD_LETTERS, BeamDecoder, BeamOptions, Calibration, LanguageModel
-from asr.decoding import Transcript, Word, greedy_decode
+from asr.beam import MAX_HOTWORD_LETTERS, Beam, BeamDecoder
+from asr.decoding import greedy_decode
+from asr.language_model import DEFAULT_LM, Calibration, LanguageModel
 from asr.text import ALPHABET
-from bench.serving import resident_mb
+from asr.transcript import Transcript, Word
+from tests.support.servers import resident_mb
 from training.lm import estimate, write_arpa
 from training.tuning import expected_calibration_error, fit_calibration, word_outcomes
 
@@ -51,8 +53,8 @@ def test_the_language_model_overrules_a_slightly_wrong_letter(lm):
     frames = [*spoken("the "), {"k": 0.5, "c": 0.4}, "_", *spoken("at sat")]
     lp = posteriors(frames)
     assert greedy_decode(lp, FRAME).text == "the kat sat"
-    assert BeamDecoder(lm).decode(lp, FRAME, options=BeamOptions(alpha=0.0, beta=0.0))[0].text == "the kat sat"
-    assert BeamDecoder(lm).decode(lp, FRAME, options=BeamOptions(alpha=1.0, beta=1.0))[0].text == "the cat sat"
+    assert BeamDecoder(lm).decode(lp, FRAME, options=Beam(alpha=0.0, beta=0.0))[0].text == "the kat sat"
+    assert BeamDecoder(lm).decode(lp, FRAME, options=Beam(alpha=1.0, beta=1.0))[0].text == "the cat sat"
 
 
 def test_words_keep_to_the_lexicon_and_separate_as_the_model_does():
@@ -69,10 +71,10 @@ def test_the_lm_puts_no_word_where_the_model_heard_no_letter(lm):
     for share in (0.05, 0.3):
         quiet = [{"_": 0.9 - share, "a": share}] * 40
         for frames in (quiet, [*quiet[:20], " ", *quiet[20:]]):
-            found = BeamDecoder(lm).decode(posteriors(frames), FRAME, options=BeamOptions(alpha=1.0, alternatives=3))
+            found = BeamDecoder(lm).decode(posteriors(frames), FRAME, options=Beam(alpha=1.0, alternatives=3))
             assert found == [Transcript("")]
     heard = [*quiet[:20], {"a": 0.6, "_": 0.3}, *quiet[20:]]
-    assert BeamDecoder(lm).decode(posteriors(heard), FRAME, options=BeamOptions(alpha=1.0))[0].text == "a"
+    assert BeamDecoder(lm).decode(posteriors(heard), FRAME, options=Beam(alpha=1.0))[0].text == "a"
 
 
 def test_words_end_at_a_long_pause_even_without_a_space():
@@ -86,10 +88,10 @@ def test_a_hotword_wins_when_boosted_even_outside_the_vocabulary(lm):
     decoder = BeamDecoder(lm)
     lp = posteriors([*spoken("the "), {"r": 0.5, "b": 0.4}, "_", *spoken("ob sat")])
     assert decoder.decode(lp, FRAME)[0].text == "the rob sat"
-    assert decoder.decode(lp, FRAME, options=BeamOptions(hotwords=("bob",)))[0].text == "the bob sat"
+    assert decoder.decode(lp, FRAME, options=Beam(hotwords=("bob",)))[0].text == "the bob sat"
     unknown = posteriors(spoken("the zorx sat"))
     assert "zorx" not in decoder.decode(unknown, FRAME)[0].text
-    assert decoder.decode(unknown, FRAME, options=BeamOptions(hotwords=("zorx",)))[0].text == "the zorx sat"
+    assert decoder.decode(unknown, FRAME, options=Beam(hotwords=("zorx",)))[0].text == "the zorx sat"
     assert "zorx" not in decoder.decode(unknown, FRAME)[0].text  # a request's hotwords do not stay
 
 
@@ -97,25 +99,25 @@ def test_a_hotword_as_long_as_the_limit_is_spelled_and_a_longer_one_refused(lm):
     """flashlight builds its word tree by recursion: one hotword of 100,000 letters killed the process."""
     decoder, word = BeamDecoder(lm), "ab" * (MAX_HOTWORD_LETTERS // 2)
     lp = posteriors(spoken(f"the {word} sat"))
-    assert decoder.decode(lp, FRAME, options=BeamOptions(hotwords=(word,)))[0].text == f"the {word} sat"
+    assert decoder.decode(lp, FRAME, options=Beam(hotwords=(word,)))[0].text == f"the {word} sat"
     with pytest.raises(ValueError, match=f"at most {MAX_HOTWORD_LETTERS} letters, not {MAX_HOTWORD_LETTERS + 1}"):
-        decoder.decode(lp, FRAME, options=BeamOptions(hotwords=(word + "a",)))
+        decoder.decode(lp, FRAME, options=Beam(hotwords=(word + "a",)))
 
 
 def test_hotword_sets_cost_memory_once_not_each():
     """Each set of hotwords the lexicon lacks kept a copy of its 104k-word tree (about 100 MB) in an LRU of 32."""
     decoder = BeamDecoder(LanguageModel.load(DEFAULT_LM))
     lp = posteriors(spoken("the zorx sat"))
-    decoder.decode(lp, FRAME, options=BeamOptions(hotwords=("zorxa",)))
+    decoder.decode(lp, FRAME, options=Beam(hotwords=("zorxa",)))
     before = resident_mb(os.getpid())
     for word in ("zorxb", "zorxc", "zorxd", "zorxe"):
-        decoder.decode(lp, FRAME, options=BeamOptions(hotwords=(word,)))
+        decoder.decode(lp, FRAME, options=Beam(hotwords=(word,)))
     assert resident_mb(os.getpid()) - before < 60
 
 
 def test_alternatives_are_distinct_ordered_and_their_shares_sum_below_one(lm):
     lp = posteriors([*spoken("the "), {"k": 0.45, "c": 0.45}, "_", *spoken("at sat")])
-    found = BeamDecoder(lm).decode(lp, FRAME, options=BeamOptions(alternatives=4))
+    found = BeamDecoder(lm).decode(lp, FRAME, options=Beam(alternatives=4))
     assert 2 <= len(found) <= 4
     assert len({t.text for t in found}) == len(found)
     shares = [t.confidence for t in found]

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import soundfile
 
-from bench.serving import serve
-from client import files
-from tests.conftest import speak
+from client import transcribe
+from tests.support.servers import serve
+from tests.support.speech import speak
 from training.metrics import cer
 
 ASR = Path(sys.executable).parent / "asr"
@@ -131,6 +131,6 @@ def test_real_time_pacing_takes_as_long_as_the_audio(server, clips):
 
 def test_a_refusal_from_something_else_than_the_service_is_still_reported():
     proxy = httpx.Response(502, text="<html>Bad Gateway</html>")
-    assert files.refusal(proxy) == "HTTP 502: <html>Bad Gateway</html>"
+    assert transcribe.refusal(proxy) == "HTTP 502: <html>Bad Gateway</html>"
     ours = httpx.Response(400, json={"error": {"message": "file: not audio"}})
-    assert files.refusal(ours) == "file: not audio"
+    assert transcribe.refusal(ours) == "file: not audio"

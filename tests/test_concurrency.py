@@ -10,11 +10,11 @@ import httpx
 from websockets.sync.client import connect
 
 from asr.audio import decode
-from asr.beam import DEFAULT_LM
 from asr.checkpoint import DEFAULT_CHECKPOINT
+from asr.language_model import DEFAULT_LM
 from asr.transcriber import Transcriber
-from tests.conftest import speak
-from tests.test_stream_api import pcm, session, ws_url
+from tests.support.servers import metric, session, ws_url
+from tests.support.speech import pcm, speak
 
 TEXTS = [
     "turn off the kitchen lights",
@@ -31,9 +31,7 @@ VOICES = ["en-us", "en-gb-x-rp", "en-us+f3", "en-029"]
 
 def _batch_counts(url: str) -> tuple[float, float]:
     """Forward passes so far, and the clips they held."""
-    lines = httpx.get(f"{url}/metrics").text.splitlines()
-    value = {line.split()[0]: float(line.split()[1]) for line in lines if line.startswith("asr_batch_size")}
-    return value["asr_batch_size_count"], value["asr_batch_size_sum"]
+    return metric(url, "asr_batch_size_count"), metric(url, "asr_batch_size_sum")
 
 
 def test_32_files_and_8_streams_at_once(server):
@@ -44,7 +42,7 @@ def test_32_files_and_8_streams_at_once(server):
     streams = [pcm(16000, sentences=[TEXTS[i], TEXTS[(i + 3) % 8]])[0] for i in range(8)]
 
     def stream(audio: bytes) -> list[str]:
-        with connect(ws_url(server)) as ws:
+        with connect(ws_url(server[0])) as ws:
             replies = session(ws, audio, 6400)
             ws.send('{"eof" : 1}')
             replies.append(json.loads(ws.recv(timeout=60)))

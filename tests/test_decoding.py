@@ -3,8 +3,9 @@ import math
 import pytest
 import torch
 
-from asr.decoding import Word, greedy_decode, greedy_decode_batch, segment
+from asr.decoding import greedy_decode, greedy_decode_batch
 from asr.text import ALPHABET
+from asr.transcript import Word, segment
 
 
 def posterior(frames: str, peak: float = 0.9) -> torch.Tensor:

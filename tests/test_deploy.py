@@ -22,10 +22,10 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from bench.serving import free_port
 from service.app import create_app
 from service.settings import Settings
-from tests.conftest import speak
+from tests.support.servers import free_port
+from tests.support.speech import speak
 from training.__main__ import build_parser
 from training.metrics import cer
 

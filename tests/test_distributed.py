@@ -14,7 +14,7 @@ import torch.multiprocessing as mp
 from asr import checkpoint
 from asr.model import AcousticModel
 from asr.text import NUM_CLASSES
-from tests.conftest import speak, write_chapter
+from tests.support.speech import speak, write_chapter
 from training import distributed
 from training.train import PRESETS, Optimisation, TrainConfig, state_path
 
@@ -78,64 +78,25 @@ def test_two_gloo_processes_match_one_process_on_the_global_batch(tmp_path):
     assert any(g.abs().sum() > 0 for g in torch.load(out))
 
 
-def test_torchrun_trains_with_two_processes(tmp_path):
-    data, out = tmp_path / "corpus", tmp_path / "model.safetensors"
-    run = [sys.executable, "-m", "training"]
-    subprocess.run(
-        [*run, "corpus", "--out", data, "--train", "8", "--dev", "2", "--test", "2", "--engines", "espeak-ng", "flite"],
-        check=True,
-        capture_output=True,
-    )
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc-per-node",
-            "2",
-            "-m",
-            "training",
-            "train",
-            "--data",
-            data,
-            "--out",
-            out,
-            "--preset",
-            "tiny",
-            "--epochs",
-            "2",
-            "--max-frames",
-            "1500",
-            "--device",
-            "cpu",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    info = checkpoint.read_info(out)
-    assert info.provenance["processes"] == 2 and info.provenance["steps"] > 0
-
-
 def _torchrun(*args: object) -> None:
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
     result = subprocess.run([*command, "-m", "training", *map(str, args)], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
 
 
-def test_a_resumed_two_process_run_ends_where_an_uninterrupted_one_does(tmp_path):
+def test_torchrun_trains_with_two_processes_and_a_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path):
     """Each process resumes with its own dropout and SpecAugment random state, not the first one's."""
     texts = ["open the garage door", "call alice on monday", "play music", "turn off the red lamp"] * 2
     data = write_chapter(tmp_path / "clips", 1, 1, [(t, speak(t, rate=140 + 10 * i)) for i, t in enumerate(texts)])
     whole, split = tmp_path / "whole" / "m.safetensors", tmp_path / "split" / "m.safetensors"
-    run = ["train", "--train", data, "--preset", "tiny", "--set", "dropout=0.2", "--epochs", "3", "--max-frames", "350"]
+    run = ["train", "--train", data, "--dev", data, "--preset", "tiny", "--set", "dropout=0.2", "--epochs", "3"]
+    run += ["--max-frames", "350"]
     _torchrun(*run, "--out", whole, "--device", "cpu", "--workers", "0")
     _torchrun(*run, "--out", split, "--device", "cpu", "--workers", "0", "--stop-after-steps", "3")
     assert torch.load(state_path(split), weights_only=True)["progress"]["step"] == 3
     assert torch.load(state_path(split, rank=1), weights_only=True)["step"] == 3
     _torchrun(*run, "--out", split, "--device", "cpu", "--workers", "0", "--resume")
+    assert checkpoint.read_info(whole).provenance["processes"] == 2
     assert checkpoint.read_info(whole).provenance["steps"] == checkpoint.read_info(split).provenance["steps"] == 6
     expected, got = safetensors.torch.load_file(whole), safetensors.torch.load_file(split)
     assert expected.keys() == got.keys()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from dataclasses import replace
 from itertools import pairwise
 
 import pytest
@@ -11,13 +12,13 @@ import torch
 
 from asr.audio import decode
 from asr.checkpoint import DEFAULT_CHECKPOINT
-from asr.decoding import Transcript, Word
-from asr.features import FeatureConfig, prepare_waveform
+from asr.features import prepare_waveform
 from asr.transcriber import Transcriber
-from bench.serving import encode
-from service.batching import Batcher, BatchLimits
-from service.files import kept_words, transcribe_file, windows
-from tests.conftest import speak
+from asr.transcript import Transcript, Word
+from service.batching import Batcher
+from service.settings import Settings
+from service.windowing import kept_words, transcribe_file, windows
+from tests.support.speech import encode, speak
 from training.metrics import cer
 
 
@@ -98,10 +99,14 @@ def transcriber() -> Transcriber:
 
 
 def _transcribe(transcriber: Transcriber, data: bytes, seconds: float, overlap: float):
+    settings = Settings()
+
     async def run():
-        batcher = Batcher(lambda ws: transcriber.transcribe([(w, 16000) for w in ws]), 16000, BatchLimits())
+        batcher = Batcher(lambda ws: transcriber.transcribe([(w, 16000) for w in ws]), 16000, settings.batch_limits)
         try:
-            return await transcribe_file(data, batcher.transcribe, FeatureConfig(), seconds, overlap)
+            return await transcribe_file(
+                data, batcher.result_of, 16000, replace(settings.windowing, seconds=seconds, overlap_seconds=overlap)
+            )
         finally:
             batcher.close()
 

@@ -19,18 +19,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from asr.audio import MAX_CHANNELS, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, AudioDecodeError, decode
-from asr.beam import MAX_HOTWORD_LETTERS, BeamDecoder, BeamOptions
+from asr.beam import MAX_HOTWORD_LETTERS, Beam, BeamDecoder
 from asr.features import FeatureConfig, prepare_waveform
 from asr.text import ALPHABET, NUM_CLASSES
-from bench.serving import FORMATS, encode
-from service.decoding import MAX_HOTWORDS, InvalidOption, hotword_list
+from service.body import content_length_refusal
 from service.engine import Engine
-from service.limits import content_length_refusal
+from service.limits import MAX_HOTWORDS
 from service.metrics import Metrics
-from service.routers.stream import ProtocolError, Session, _command
+from service.request_options import InvalidOption, hotword_list
 from service.settings import Settings
-from tests.conftest import speak
-from tests.test_audio import wav_bytes
+from service.vosk import ProtocolError, Session, parse_command
+from tests.support.fake import FakeRecogniser
+from tests.support.speech import FORMATS, encode, speak, wav_bytes
 
 settings.register_profile(
     "default", max_examples=100, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
@@ -110,7 +110,7 @@ nested = st.builds(_nest, st.integers(1, 200_000), st.sampled_from(["[]", "{}"])
 @given(st.text(max_size=200) | json_values.map(json.dumps) | nested)
 def test_any_text_message_is_a_command_or_a_protocol_error(text):
     try:
-        command = _command(text)
+        command = parse_command(text)
     except ProtocolError as error:
         assert error.code in (1003, 1007)
         return
@@ -125,9 +125,8 @@ def engine():
 
 
 @given(config=json_values | st.dictionaries(st.sampled_from(["sample_rate", "words", "encoding"]), json_values))
-@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
-def test_any_config_is_taken_or_refused_with_1007(engine, config):
-    session = Session(engine, Settings(device="cpu"), Metrics())
+def test_any_config_is_taken_or_refused_with_1007(config):
+    session = Session(FakeRecogniser(), Settings().stream)
     try:
         session.configure(config)
     except ProtocolError as error:
@@ -141,12 +140,11 @@ def test_any_config_is_taken_or_refused_with_1007(engine, config):
     rate=st.integers(4000, 192000),
     messages=st.lists(st.binary(max_size=9000), min_size=1, max_size=6),
 )
-@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
-def test_any_audio_bytes_get_one_reply_each_or_a_1007(engine, encoding, rate, messages):
+def test_any_audio_bytes_get_one_reply_each_or_a_1007(encoding, rate, messages):
     async def feed() -> list[dict]:
-        session = Session(engine, Settings(device="cpu"), Metrics())
+        session = Session(FakeRecogniser(), Settings().stream)
         session.configure({"sample_rate": rate, "encoding": encoding})
-        return [await session.audio(message) for message in messages] + [await session.flush()]
+        return [(await session.audio(message)).wire() for message in messages] + [(await session.flush()).wire()]
 
     try:
         replies = asyncio.run(feed())
@@ -204,7 +202,7 @@ def test_hotwords_of_any_size_are_bounded_or_refused_by_name(phrases):
 def test_the_decoder_takes_any_hotwords_the_service_lets_through(hotwords):
     decoder = BeamDecoder(None, vocabulary=("the", "cat"))
     log_probs = torch.log_softmax(torch.randn(40, NUM_CLASSES), dim=-1)
-    [transcript] = decoder.decode(log_probs, 0.02, options=BeamOptions(hotwords=tuple(hotwords)))
+    [transcript] = decoder.decode(log_probs, 0.02, options=Beam(hotwords=tuple(hotwords)))
     assert set(transcript.text) <= set(ALPHABET)
 
 
@@ -217,10 +215,10 @@ def test_finite_float_audio_of_any_size_gets_replies_never_an_error(engine, rate
     """Samples near 1e30 overflowed the features; the int8 model then failed every stream batched with it."""
 
     async def feed() -> list[dict]:
-        session = Session(engine, Settings(device="cpu"), Metrics())
+        session = Session(engine, Settings().stream)
         session.configure({"sample_rate": rate, "encoding": "pcm_f32le"})
         audio = np.array(samples, dtype=np.float32).tobytes() * 8
-        return [await session.audio(audio), await session.flush()]
+        return [(await session.audio(audio)).wire(), (await session.flush()).wire()]
 
     partial, final = asyncio.run(feed())
     assert set(partial) <= {"partial", "text", "result"} and "text" in final

@@ -13,11 +13,11 @@ from asr.features import features, log_mel
 from asr.incremental import Settled, advance
 from asr.model import AcousticModel
 from asr.transcriber import Transcriber
-from bench.serving import SENTENCES, speech
 from service.engine import Engine
 from service.metrics import Metrics
-from service.routers.stream import Session
 from service.settings import Settings
+from service.vosk import Session
+from tests.support.speech import SENTENCES, speech
 from training.metrics import cer
 
 READ = 6400
@@ -136,9 +136,9 @@ def test_a_stream_reads_partials_incrementally_and_its_final_in_full(sentences):
     pcm = (whole_reads * 32767).round().to(torch.int16).numpy().tobytes()
 
     async def talk() -> tuple[list[dict], torch.Tensor, dict]:
-        session = Session(engine, settings, Metrics())
-        replies = [await session.audio(pcm[i : i + 2 * READ]) for i in range(0, len(pcm), 2 * READ)]
-        return replies, session.stream.open_utterance().audio, session._settled[1], await session.flush()
+        session = Session(engine, settings.stream)
+        replies = [(await session.audio(pcm[i : i + 2 * READ])).wire() for i in range(0, len(pcm), 2 * READ)]
+        return replies, session.stream.open_utterance().audio, session._settled[1], (await session.flush()).wire()
 
     try:
         replies, utterance, settled, final = asyncio.run(talk())

@@ -28,7 +28,7 @@ def test_importing_the_app_loads_no_training_module():
 
 def test_the_client_loads_neither_torch_nor_the_service_nor_training():
     code = (
-        "import sys, client.__main__, client.streaming; "
+        "import sys, client.__main__, client.live; "
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'service', 'training', 'torchaudio'}))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)

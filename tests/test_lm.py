@@ -14,9 +14,9 @@ import pytest
 from flashlight.lib.text.decoder.kenlm import KenLM
 from flashlight.lib.text.dictionary import Dictionary
 
-from asr.beam import LanguageModel
 from asr.checkpoint import DEFAULT_CHECKPOINT
-from tests.conftest import speak, write_chapter
+from asr.language_model import LanguageModel
+from tests.support.speech import speak, write_chapter
 from training import sentences
 from training.lm import END, START, UNKNOWN, estimate, perplexity, read_arpa, write_arpa
 from training.plots import tuning_plot

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import re
 
-import httpx
 import openai
 import pytest
 
 from asr.audio import decode
-from asr.beam import DEFAULT_LM
 from asr.checkpoint import DEFAULT_CHECKPOINT
+from asr.language_model import DEFAULT_LM
 from asr.transcriber import Transcriber
-from tests.conftest import speak
+from tests.support.speech import speak
 
 SENTENCE = "please call alice on monday morning"
 
@@ -105,42 +104,3 @@ def test_harmless_options_are_accepted_and_ignored(client, speech, expected):
         extra_body={"chunking_strategy": "auto", "some_future_option": "1"},
     )
     assert result.text == expected.text
-
-
-@pytest.mark.parametrize(
-    ("options", "message"),
-    [
-        ({"model": "whisper-large-v3"}, "model: no model 'whisper-large-v3' here; use 'default' (GET /v1/models)"),
-        ({"language": "fr"}, "language: the model recognises English only ('en'), not 'fr'"),
-        ({"response_format": "diarized_json"},
-         "response_format: 'diarized_json' is not one of json, text, srt, vtt, verbose_json"),
-        ({"temperature": 1.5}, "temperature: must be between 0 and 1, not 1.5"),
-        ({"timestamp_granularities": ["word"]}, "timestamp_granularities: needs response_format verbose_json"),
-    ],
-)  # fmt: skip
-def test_options_that_cannot_be_honoured_are_a_400_naming_them(client, speech, options, message):
-    with pytest.raises(openai.BadRequestError) as error:
-        client.audio.transcriptions.create(**{"model": "whisper-1", "file": ("a.wav", speech), **options})
-    assert error.value.status_code == 400
-    param = message.split(":")[0]
-    assert error.value.body == {
-        "code": f"invalid_{param}",
-        "message": message,
-        "type": "invalid_request_error",
-        "param": param,
-    }
-
-
-def test_streamed_responses_are_refused_with_a_pointer_to_the_websocket(server, speech):
-    url, _ = server
-    response = httpx.post(
-        f"{url}/v1/audio/transcriptions",
-        files={"file": ("a.wav", speech)},
-        data={"model": "gpt-4o-transcribe", "stream": "true"},
-    )
-    assert response.status_code == 400 and "WS /v1/stream" in response.json()["error"]["message"]
-
-
-def test_an_unknown_model_id_is_a_404(client):
-    with pytest.raises(openai.NotFoundError):
-        client.models.retrieve("whisper-1")

@@ -10,8 +10,8 @@ from torch.ao.nn.quantized import dynamic
 from asr import precision
 from asr.precision import _InBf16, native_bf16, resolve
 from asr.transcriber import Transcriber
-from bench.serving import SENTENCES, speech
 from service.settings import Settings
+from tests.support.speech import SENTENCES, speech
 from training.metrics import cer
 
 

@@ -22,10 +22,8 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from bench.serving import free_port, serve
-from tests.conftest import speak
-from tests.test_shutdown import long_wav, metric, post_in_background, wait_until
-from tests.test_stream_api import pcm, session
+from tests.support.servers import arriving_over, free_port, metric, post_in_background, serve, session, wait_until
+from tests.support.speech import pcm, speak
 from training.metrics import cer
 
 ROOT = Path(__file__).parents[1]
@@ -89,8 +87,12 @@ def test_keys_and_forged_lines_reach_no_log_of_the_proxy_or_the_replicas(cluster
         ws.recv(timeout=30)
     httpx.get(f"{url}/v1/models?api_key=sekrit-in-query", headers={"Authorization": "Bearer sekrit-bearer"})
     httpx.get(f"{url}/forged%0aGET%20/admin%20HTTP/1.1")
-    time.sleep(0.5)  # nginx writes its access line after the response
-    text = "".join(path.read_text() for path in logs.glob("*.log"))
+
+    def text() -> str:
+        return "".join(path.read_text() for path in logs.glob("*.log"))
+
+    wait_until(lambda: "forged" in text())  # nginx writes its access line after the response
+    text = text()
     assert "/v1/models" in text and "sekrit" not in text
     assert not any(line.startswith("GET /admin") for line in text.splitlines())
 
@@ -122,10 +124,10 @@ def test_a_draining_replica_ends_its_streams_with_1001_and_nginx_moves_its_new_u
             ws.send(audio[:6400])
             ws.recv(timeout=30)
         on_draining = metric(draining, "asr_streams_in_flight")
-        # A long upload sent straight to the replica keeps it draining while the proxy's uploads arrive.
-        long_audio, _ = long_wav(300)
-        thread, outcome = post_in_background(draining, long_audio)
-        wait_until(lambda: metric(draining, "asr_audio_in_flight_seconds") > 0)
+        # An upload sent straight to the replica, arriving over 3 s on any machine, keeps it draining while the
+        # proxy's uploads arrive.
+        thread, outcome = post_in_background(draining, arriving_over(speak(TEXT), seconds=3))
+        wait_until(lambda: metric(draining, "asr_requests_in_flight") == 1)
         process.send_signal(signal.SIGTERM)
         wait_until(lambda: httpx.get(f"{draining}/ready").status_code == 503)
         uploads = [

@@ -6,7 +6,6 @@ import io
 import json
 import logging
 import threading
-import time
 
 import httpx
 import pytest
@@ -14,16 +13,18 @@ import torch
 from fastapi.testclient import TestClient
 
 from asr.audio import decode
-from asr.beam import DEFAULT_LM
 from asr.checkpoint import DEFAULT_CHECKPOINT
 from asr.features import FeatureConfig, prepare_waveform
+from asr.language_model import DEFAULT_LM
 from asr.transcriber import Transcriber
-from bench.serving import encode
 from service.app import create_app
 from service.engine import Engine
 from service.logs import JsonFormatter
+from service.metrics import Metrics
 from service.settings import Settings
-from tests.conftest import speak
+from tests.support.fake import FakeRecogniser
+from tests.support.servers import metric, wait_until
+from tests.support.speech import encode, speak
 from training.metrics import cer
 
 SENTENCE = "turn off the kitchen lights"
@@ -121,8 +122,8 @@ def test_metrics_count_requests_audio_and_batches(server):
     assert "asr_request_seconds_bucket" in text and "asr_batch_size_bucket" in text
     assert "asr_queue_depth 0.0" in text and "asr_streams_in_flight 0.0" in text
     assert "asr_audio_in_flight_seconds 0.0" in text
-    audio = next(line for line in text.splitlines() if line.startswith('asr_audio_seconds_total{source="file"}'))
-    assert float(audio.split()[-1]) > 1
+    assert metric(url, "asr_audio_seconds_total", source="file") > 1
+    assert metric(url, "asr_requests_in_flight") == 0  # the metrics request itself is not counted
 
 
 def test_unknown_route_is_a_json_404(server):
@@ -132,20 +133,15 @@ def test_unknown_route_is_a_json_404(server):
 
 
 def _wait_ready(client: TestClient) -> None:
-    for _ in range(600):
-        if client.get("/ready").status_code == 200:
-            return
-        time.sleep(0.05)
-    raise TimeoutError("the app did not load its model within 30 s")
+    wait_until(lambda: client.get("/ready").status_code == 200)
 
 
 def test_ready_is_503_and_recognition_refused_until_the_model_is_loaded(monkeypatch):
     release = threading.Event()
-    load = Engine.load
 
     def slow_load(*args):
         release.wait(30)
-        return load(*args)
+        return FakeRecogniser()
 
     monkeypatch.setattr(Engine, "load", slow_load)
     with TestClient(create_app(Settings(device="cpu"))) as client:
@@ -162,14 +158,14 @@ def test_ready_is_503_and_recognition_refused_until_the_model_is_loaded(monkeypa
         assert client.post("/v1/transcribe", files={"file": ("a.wav", speak("hello"))}).status_code == 200
 
 
-def test_a_failure_inside_recognition_is_a_json_500_naming_it_and_the_service_goes_on(monkeypatch):
+def test_a_failure_inside_recognition_is_a_json_500_naming_it_and_the_service_goes_on(monkeypatch, transcriber):
     lines = io.StringIO()
     handler = logging.StreamHandler(lines)
     handler.setFormatter(JsonFormatter())
     monkeypatch.setattr(logging.getLogger("service"), "handlers", [handler])
-    with TestClient(create_app(Settings(device="cpu")), raise_server_exceptions=False) as client:
-        _wait_ready(client)
-        transcriber = client.app.state.engine.transcriber
+    settings = Settings(device="cpu")
+    engine = Engine(transcriber, settings.decoding, settings.batch_limits, Metrics(), settings.stream_window_seconds, 1)
+    with TestClient(create_app(settings, engine), raise_server_exceptions=False) as client:
         working = transcriber.log_probs
 
         def broken(audio):

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import signal
 import socket
-import threading
-import time
 
 import httpx
 import pytest
@@ -16,46 +14,11 @@ from websockets.sync.client import connect
 
 from asr.audio import decode
 from asr.features import prepare_waveform
-from bench.serving import encode, gauge, serve
-from tests.conftest import address, speak, until_closed
+from tests.support.servers import address, metric, post_in_background, serve, until_closed, wait_until
+from tests.support.speech import long_wav, speak
 from training.metrics import cer
 
 SENTENCE = "turn off the kitchen lights"
-
-
-def metric(url: str, name: str) -> float:
-    return gauge(httpx.get(f"{url}/metrics").text, name)
-
-
-def long_wav(seconds: float) -> tuple[bytes, str]:
-    """A WAV of sentences repeated for about ``seconds``, and its text."""
-    sentences = ["call alice on monday morning", "play some music in the living room", "open the garage door please"]
-    clips = [prepare_waveform(*decode(speak(text))) for text in sentences]
-    pause = torch.zeros(8000)
-    repeats = max(1, round(seconds / (sum(c.numel() for c in clips) / 16000 + 1.5)))
-    audio = torch.cat([part for _ in range(repeats) for clip in clips for part in (clip, pause)])
-    return encode(audio[None], 16000, "wav"), " ".join(sentences * repeats)
-
-
-def post_in_background(url: str, audio: bytes) -> tuple[threading.Thread, dict]:
-    outcome: dict = {}
-
-    def post() -> None:
-        try:
-            outcome["response"] = httpx.post(f"{url}/v1/transcribe", content=audio, timeout=120)
-        except httpx.TransportError as error:
-            outcome["error"] = error
-
-    thread = threading.Thread(target=post)
-    thread.start()
-    return thread, outcome
-
-
-def wait_until(condition, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
 
 
 def test_sigterm_refuses_new_work_finishes_what_is_in_flight_and_exits_0(tmp_path):
@@ -111,13 +74,16 @@ def json_error(stalled: socket.socket) -> tuple[bytes, dict]:
 
 
 def answered_503_when_the_drain_ends(tmp_path, drain_seconds: float, signals: int) -> str:
-    """A 5-minute file being transcribed and an upload stalled midway, then ``signals`` SIGTERMs (the second once
-    the drain has begun): both must get a JSON 503 ``shutting_down`` and the exit must be 0. The server's log."""
-    file_audio, _ = long_wav(300)
-    with serve(log=tmp_path / "log", drain_seconds=drain_seconds) as (url, process):
-        thread, outcome = post_in_background(url, file_audio)
+    """A file being transcribed and an upload stalled midway, then ``signals`` SIGTERMs (the second once the drain
+    has begun): both must get a JSON 503 ``shutting_down`` and the exit must be 0. The server's log.
+
+    The server is the real process serving a recogniser whose reads never finish, so the file is still in flight
+    when the drain ends, on any machine."""
+    fake = "tests.support.fake_service"
+    with serve(log=tmp_path / "log", module=fake, drain_seconds=drain_seconds) as (url, process):
+        thread, outcome = post_in_background(url, speak(SENTENCE))
         with stalled_upload(url) as stalled:
-            wait_until(lambda: metric(url, "asr_audio_in_flight_seconds") > 0)
+            wait_until(lambda: metric(url, "asr_queue_depth") > 0)
             process.send_signal(signal.SIGTERM)
             if signals == 2:
                 wait_until(lambda: httpx.get(f"{url}/ready").status_code == 503)
@@ -132,7 +98,7 @@ def answered_503_when_the_drain_ends(tmp_path, drain_seconds: float, signals: in
 
 
 def test_work_still_running_when_the_drain_time_is_up_fails_with_a_503_and_the_exit_is_still_0(tmp_path):
-    """The 5-minute file cannot finish within the drain time; the stalled upload got a 500 and a CancelledError."""
+    """The file cannot finish within the drain time; the stalled upload got a 500 and a CancelledError."""
     log = answered_503_when_the_drain_ends(tmp_path, drain_seconds=0.5, signals=1)
     assert "drain time is up with 2 requests and streams still in flight" in log
 

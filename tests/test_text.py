@@ -37,6 +37,7 @@ def test_encode_rejects_unnormalised_text():
             "No. 5 at 3.14 on 2,500 and 007",
             "number five at three point one four on two thousand five hundred and zero zero seven",
         ),
+        ("I said no. No. 7 is St. Paul's, etc.", "i said no number seven is saint paul's et cetera"),
         ("Call 2005 or 1900", "call two thousand five or nineteen hundred"),
         ("0,5 and 01,234", "zero five and zero one two three four"),  # a leading zero is read digit by digit
         ("$1.5 billion, £20 Million", "one point five billion dollars twenty million pounds"),

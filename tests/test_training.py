@@ -14,7 +14,7 @@ from asr.audio import decode
 from asr.features import FeatureConfig
 from asr.model import AcousticModel, ModelConfig
 from asr.transcriber import Transcriber
-from tests.conftest import speak, write_chapter
+from tests.support.speech import speak, write_chapter
 from training import corpus, evaluation
 from training import train as train_module
 from training.__main__ import build_parser
@@ -94,6 +94,7 @@ def test_overfit_a_handful_of_utterances_to_zero_cer(tmp_path, precision):
         spec_augment=None,
         device="cpu",
         precision=precision,
+        eval_every=50,
     )
     out = tmp_path / "overfit.safetensors"
     model, result = train(train_config, examples, examples, out=out, workers=0)
@@ -122,6 +123,8 @@ def test_command_line_builds_trains_and_evaluates(tmp_path):
         "--engines",
         "espeak-ng",
         "flite",
+        "--jobs",
+        "1",
     ]
     run([sys.executable, "-m", "training", *corpus_command])
     train_command = "train --data {} --out {} --preset tiny --set rnn_hidden=64 --epochs 2 --device cpu"
@@ -277,3 +280,9 @@ def test_init_starts_from_a_checkpoint_and_refuses_another_shape(tmp_path):
     running = dataclasses.replace(config, model=dataclasses.replace(PRESETS["tiny"], running_mean_frames=200), lr=0.0)
     centred, _ = train(running, examples, init=first, workers=0)
     assert centred.config.running_mean_frames == 200 and torch.equal(centred.conv.weight, trained.conv.weight)
+
+
+def test_dev_is_evaluated_every_n_steps_or_at_each_epoch_end_and_always_after_the_last_step():
+    schedule = [(1, []), (1, []), (1, []), (2, []), (2, [])]
+    assert [s for s in range(5) if train_module._evaluates_after(s, schedule, None)] == [2, 4]
+    assert [s for s in range(5) if train_module._evaluates_after(s, schedule, 2)] == [1, 3, 4]

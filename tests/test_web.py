@@ -16,8 +16,8 @@ import soundfile
 from playwright.sync_api import Page, sync_playwright
 
 from asr import captions
-from client.files import Segment
-from tests.conftest import speak
+from asr.transcript import Segment
+from tests.support.speech import speak
 from training.metrics import cer
 
 CHROMIUM = "/usr/bin/chromium"

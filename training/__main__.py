@@ -13,8 +13,9 @@ import numpy as np
 from tqdm import tqdm
 
 from asr import checkpoint, precision
-from asr.beam import BeamDecoder, BeamOptions, DecodingDefaults, LanguageModel
+from asr.beam import Beam, BeamDecoder
 from asr.decoding import greedy_decode
+from asr.language_model import DecodingDefaults, LanguageModel
 from asr.model import AcousticModel, ModelConfig
 from asr.text import normalise
 from training import corpus, distributed, evaluation, lm, sentences, texts, tuning
@@ -22,7 +23,7 @@ from training.augment import SPEC_AUGMENT
 from training.data import LIBRISPEECH_SUBSETS, FeatureDataset, load, read_transcripts
 from training.metrics import cer, wer
 from training.plots import reliability_plot, training_curves, tuning_plot
-from training.train import PRECISIONS, PRESETS, TrainConfig, train
+from training.train import PRESETS, TrainConfig, train
 from training.voices import ENGINES
 
 
@@ -72,6 +73,7 @@ def _train(args: argparse.Namespace) -> None:
         seed=args.seed,
         device=args.device,
         checkpoint_every=args.checkpoint_every,
+        eval_every=args.eval_every,
         precision=args.precision,
     )
     origin = f"from {args.init}" if args.init else f"{args.preset or 'default'} preset"
@@ -154,7 +156,7 @@ def _lm_text(sources: list[str]) -> list[str]:
     found: list[str] = []
     for source in sources:
         if source in texts.SOURCES:
-            found += texts.SOURCES[source]()
+            found += texts.source(source)
         elif source == "commands":
             found += sentences.sentences(100_000, 0)
         else:
@@ -179,12 +181,7 @@ def _lm(args: argparse.Namespace) -> None:
         about["provenance"]["excluded_sentences"] = len(held_out)
     about |= {"order": model.order, "ngrams": [len(level) for level in model.log_probs]}
     if held_out:
-        known = set(model.vocabulary)
-        tokens = [w for s in held_out for w in s.split()]
-        about["held_out"] = {
-            "perplexity": round(lm.perplexity(model, sorted(held_out)), 1),
-            "oov_rate": round(sum(w not in known for w in tokens) / len(tokens), 4),
-        }
+        about["held_out"] = lm.held_out_report(model, held_out)
     LanguageModel(arpa, tuple(model.vocabulary), about=about).save(args.out)
     print(json.dumps(about, indent=1))
     print(f"wrote {arpa} ({arpa.stat().st_size / 1e6:.1f} MB) and {args.out}")
@@ -203,7 +200,7 @@ def _tune_lm(args: argparse.Namespace) -> None:
     grid = tuning.grid_search(decoder, log_probs, references, frame_seconds, args.alpha, args.beta, args.beam)
     best = tuning.best_point(grid)
     defaults = dataclasses.replace(bundle.defaults, alpha=best.alpha, beta=best.beta, beam_size=args.beam)
-    chosen = BeamOptions(beam_size=args.beam, alpha=best.alpha, beta=best.beta)
+    chosen = Beam(beam_size=args.beam, alpha=best.alpha, beta=best.beta)
     evidence, outcomes = tuning.word_evidence(decoder, log_probs, references, frame_seconds, chosen)
     calibration = tuning.fit_calibration(evidence, outcomes)
     calibrated = np.array([calibration(tuple(e)) for e in evidence])
@@ -215,12 +212,7 @@ def _tune_lm(args: argparse.Namespace) -> None:
             "greedy": {"cer": round(cer(references, greedy), 4), "wer": round(wer(references, greedy), 4)},
             "best": dataclasses.asdict(best),
             "grid": [dataclasses.asdict(p) for p in grid],
-            "calibration": {
-                "words": len(outcomes),
-                "accuracy": round(float(outcomes.mean()), 4),
-                "ece_uncalibrated": round(tuning.expected_calibration_error(evidence[:, 0], outcomes), 4),
-                "ece": round(tuning.expected_calibration_error(calibrated, outcomes), 4),
-            },
+            "calibration": tuning.calibration_report(evidence[:, 0], calibrated, outcomes),
         }
     }
     dataclasses.replace(bundle, defaults=defaults, calibration=calibration, about=about).save(args.lm)
@@ -343,8 +335,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--checkpoint-every", type=int, default=defaults.checkpoint_every, help="steps between resume states"
     )
     p.add_argument(
+        "--eval-every", type=int, help="steps between evaluations on dev (default: at the end of each epoch)"
+    )
+    p.add_argument(
         "--precision",
-        choices=PRECISIONS,
+        choices=tuple(precision.AUTOCAST),
         default=defaults.precision,
         help="autocast precision: bf16 on recent GPUs and AVX-512-BF16 CPUs, fp16 on older GPUs",
     )

@@ -10,6 +10,7 @@ files already on disk are kept, so an interrupted build resumes.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import itertools
@@ -18,6 +19,7 @@ import math
 import multiprocessing
 import random
 from collections import defaultdict
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -25,6 +27,7 @@ import soundfile
 import torch
 from tqdm import tqdm
 
+from asr.atomic import replaced
 from asr.audio import decode
 from asr.features import FeatureConfig, prepare_waveform
 from training import augment, sentences, texts
@@ -204,7 +207,7 @@ def _interleaved(names: list[str], seed: int) -> list[str]:
     """Each source's sentences shuffled, then taken in turn: every source is heard as often until it runs out."""
     shuffled = []
     for name in names:
-        pool = texts.SOURCES[name]()
+        pool = list(texts.source(name))
         random.Random(seed).shuffle(pool)
         shuffled.append(pool)
     taken = (sentence for turn in itertools.zip_longest(*shuffled) for sentence in turn if sentence is not None)
@@ -314,10 +317,8 @@ def _clean_path(root: Path, voice: str, text: str, prosody: Prosody) -> Path:
 
 def _write_flac(path: Path, audio: torch.Tensor) -> None:
     """16-bit FLAC at the model's rate, whole or not at all: an interrupted build leaves no half file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp.flac")
-    soundfile.write(temporary, audio.numpy(), FeatureConfig().sample_rate, subtype="PCM_16")
-    temporary.replace(path)
+    with replaced(path, suffix=".tmp.flac") as temporary:
+        soundfile.write(temporary, audio.numpy(), FeatureConfig().sample_rate, subtype="PCM_16")
 
 
 def speak(root: Path, voice: Voice, text: str, prosody: Prosody = NEUTRAL) -> torch.Tensor:
@@ -405,6 +406,18 @@ def _write(job: tuple[Utterance, Path]) -> tuple[str, float]:
     return utterance.id, soundfile.info(path).duration
 
 
+@contextlib.contextmanager
+def _mapping(jobs: int) -> Iterator[Callable]:
+    """``map`` for one job (a worker would spend seconds importing torch afresh), else a pool's unordered map."""
+    if jobs == 1:
+        yield map
+        return
+    # Spawned, not forked, workers: a fork taken after torch has started its thread pool
+    # (as in any process that already ran a model) deadlocks inside the first torch call.
+    with multiprocessing.get_context("spawn").Pool(jobs, initializer=torch.set_num_threads, initargs=(1,)) as pool:
+        yield functools.partial(pool.imap_unordered, chunksize=8)
+
+
 def build(
     root: Path,
     n_train: int,
@@ -425,17 +438,9 @@ def build(
     utterances = plan(
         n_train, n_dev, n_test, seed, text_source, held_out, config, engines, exclude, blends, accents, quiet
     )
-    # Spawned, not forked, workers: a fork taken after torch has started its thread pool
-    # (as in any process that already ran a model) deadlocks inside the first torch call.
-    with multiprocessing.get_context("spawn").Pool(jobs, initializer=torch.set_num_threads, initargs=(1,)) as pool:
-        durations = dict(
-            tqdm(
-                pool.imap_unordered(_write, [(u, root) for u in utterances], chunksize=8),
-                total=len(utterances),
-                desc="synthesising",
-                unit="utt",
-            )
-        )
+    with _mapping(jobs) as mapped:
+        written = mapped(_write, [(u, root) for u in utterances])
+        durations = dict(tqdm(written, total=len(utterances), desc="synthesising", unit="utt"))
     chapters: dict[Path, list[Utterance]] = defaultdict(list)
     for utterance in utterances:
         chapters[utterance.path(root).parent].append(utterance)

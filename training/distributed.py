@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from asr.checkpoint import resolve_device
+from asr.precision import resolve_device
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from asr.atomic import replaced
+
 START, END, UNKNOWN = "<s>", "</s>", "<unk>"
 _NEVER = -99.0
 """log10 probability ARPA files give ``<s>``, which is never predicted."""
@@ -153,7 +155,7 @@ def _backed_off(gram: NGram, probs: dict[NGram, float], gammas: dict[NGram, floa
 
 
 def write_arpa(model: NGramModel, path: Path) -> None:
-    with path.open("w") as out:
+    with replaced(path) as temporary, temporary.open("w") as out:
         out.write("\\data\\\n")
         for n, level in enumerate(model.log_probs, 1):
             out.write(f"ngram {n}={len(level) + (n == 1)}\n")
@@ -205,3 +207,14 @@ def perplexity(model: NGramModel, sentences: Iterable[str]) -> float:
             context = (*context, word)
             tokens += 1
     return 10 ** (-total / max(tokens, 1))
+
+
+def held_out_report(model: NGramModel, sentences: Iterable[str]) -> dict[str, float]:
+    """How well the LM knows sentences it was not estimated from: perplexity and the share of unknown words."""
+    sentences = sorted(sentences)
+    known = set(model.vocabulary)
+    tokens = [w for s in sentences for w in s.split()]
+    return {
+        "perplexity": round(perplexity(model, sentences), 1),
+        "oov_rate": round(sum(w not in known for w in tokens) / max(len(tokens), 1), 4),
+    }

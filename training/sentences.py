@@ -1,6 +1,6 @@
 """A small command-and-number grammar: the text of the vertical slice's tiny corpus.
 
-Its sentences are short and its vocabulary closed (:data:`VOCABULARY`), so a small model
+Its sentences are short and its vocabulary closed, so a small model
 trained on a few CPU-minutes of espeak-ng speech learns it; the README says so plainly.
 """
 
@@ -43,46 +43,6 @@ _TEMPLATES = [
     lambda r: f"put the {r.choice(OBJECTS)} on the {r.choice(COLOURS)} {r.choice(OBJECTS)}",
     lambda r: f"{_number(r)} {r.choice(COLOURS)} {r.choice(OBJECTS)}s",
 ]
-
-_WORD_LISTS = (
-    ROOMS,
-    DEVICES,
-    COLOURS,
-    OBJECTS,
-    PLACES,
-    NAMES,
-    CITIES,
-    UNITS,
-    DAYS,
-    [number_to_words(n) for n in range(100)],
-    [o + "s" for o in OBJECTS],
-    [
-        "turn",
-        "on",
-        "off",
-        "the",
-        "set",
-        "to",
-        "percent",
-        "a",
-        "timer",
-        "for",
-        "move",
-        "call",
-        "dial",
-        "what",
-        "is",
-        "weather",
-        "in",
-        "open",
-        "play",
-        "music",
-        "remind",
-        "at",
-        "put",
-    ],
-)
-VOCABULARY = sorted({word for words in _WORD_LISTS for phrase in words for word in phrase.split()})
 
 
 def sentences(count: int, seed: int) -> list[str]:

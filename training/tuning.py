@@ -13,8 +13,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from asr.beam import LM_DEFAULTS, BeamDecoder, BeamOptions, Calibration
-from asr.decoding import Transcript
+from asr.beam import LM_DEFAULTS, Beam, BeamDecoder
+from asr.language_model import Calibration
+from asr.transcript import Transcript
 from training.metrics import cer, wer
 
 
@@ -38,7 +39,7 @@ def grid_search(
     """WER and CER at every (alpha, beta)."""
     points = []
     for alpha, beta in tqdm(list(itertools.product(alphas, betas)), desc="alpha x beta", unit="point"):
-        options = BeamOptions(beam_size=beam_size, alpha=alpha, beta=beta)
+        options = Beam(beam_size=beam_size, alpha=alpha, beta=beta)
         hypotheses = [decoder.decode(lp, frame_seconds, options=options)[0].text for lp in log_probs]
         points.append(GridPoint(alpha, beta, cer(references, hypotheses), wer(references, hypotheses)))
     return points
@@ -54,7 +55,7 @@ def word_evidence(
     log_probs: list[torch.Tensor],
     references: list[str],
     frame_seconds: float,
-    options: BeamOptions = LM_DEFAULTS,
+    options: Beam = LM_DEFAULTS,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Every best-hypothesis word's evidence (rows of :class:`Calibration` inputs) and whether it is right."""
     evidence, outcomes = [], []
@@ -117,3 +118,13 @@ def expected_calibration_error(confidences: np.ndarray, outcomes: np.ndarray, bi
     return sum(
         n * abs(accuracy - confidence) for confidence, accuracy, n in reliability(confidences, outcomes, bins)
     ) / len(outcomes)
+
+
+def calibration_report(shares: np.ndarray, calibrated: np.ndarray, outcomes: np.ndarray) -> dict[str, float]:
+    """What the bundle records of its word confidences: how many words, how many right, and both errors."""
+    return {
+        "words": len(outcomes),
+        "accuracy": round(float(outcomes.mean()), 4),
+        "ece_uncalibrated": round(expected_calibration_error(shares, outcomes), 4),
+        "ece": round(expected_calibration_error(calibrated, outcomes), 4),
+    }

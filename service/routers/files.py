@@ -8,11 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from starlette.datastructures import UploadFile
 
-from asr.decoding import segment
-from service.decoding import DecodingQuery, InvalidOption, options_for
-from service.dependencies import AdmittedEngineDep, MetricsDep, SettingsDep
+from service.dependencies import AdmittedRecogniserDep, MetricsDep, SettingsDep
 from service.errors import ApiError
-from service.schemas import SegmentTiming, Transcription, WordTiming
+from service.request_options import DecodingQuery, decoding_for
+from service.schemas import Transcription
 from service.uploads import recognise, spool_body
 
 router = APIRouter(tags=["files"])
@@ -46,32 +45,24 @@ _BODY = {
 )
 async def transcribe(
     request: Request,
-    engine: AdmittedEngineDep,
+    recogniser: AdmittedRecogniserDep,
     settings: SettingsDep,
     metrics: MetricsDep,
     query: Annotated[DecodingQuery, Query()],
 ) -> Transcription:
     started = time.perf_counter()
-    try:
-        options = options_for(engine, query)
-    except InvalidOption as error:
-        raise ApiError(400, f"invalid_{error.param}", str(error), error.param) from None
+    decoding = decoding_for(recogniser.decoding, query)
+    windowing, limits = settings.windowing, settings.file_limits
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
         async with request.form() as form:
             upload = form.get("file")
             if not isinstance(upload, UploadFile):
                 raise ApiError(422, "invalid_request", "file: send the audio as the multipart field 'file'")
             name = upload.filename or "the upload"
-            result = await recognise(request, upload.file, name, engine, settings, metrics, options)
+            result = await recognise(request, upload.file, name, recogniser, decoding, windowing, limits, metrics)
     else:
         with await spool_body(request) as body:
-            result = await recognise(request, body, "the request body", engine, settings, metrics, options)
-    words = result.transcript.words
-    return Transcription(
-        text=result.transcript.text,
-        duration=round(result.duration, 3),
-        segments=[SegmentTiming.of(s) for s in segment(words)],
-        words=[WordTiming.of(w) for w in words],
-        model=engine.model_id,
-        processing_seconds=round(time.perf_counter() - started, 4),
-    )
+            result = await recognise(
+                request, body, "the request body", recogniser, decoding, windowing, limits, metrics
+            )
+    return Transcription.of(result, recogniser.model_id, time.perf_counter() - started)

@@ -26,7 +26,7 @@ async def health() -> Health:
 async def ready(request: Request) -> Response:
     if request.app.state.drain.draining:
         return JSONResponse({"status": "draining"}, status_code=503)
-    if request.app.state.engine is not None:
+    if request.app.state.recogniser is not None:
         return JSONResponse({"status": "ready"})
     status = "failed" if request.app.state.load_failed else "loading"
     return JSONResponse({"status": status}, status_code=503)

@@ -1,4 +1,4 @@
-"""Transcribing a whole file of any length in bounded memory.
+"""Transcribing a whole file of any length in bounded memory: overlapping windows, and their words merged.
 
 The file is decoded piece by piece and cut into overlapping windows at its own rate; each window
 is downmixed and resampled by the shared feature code and goes through the batcher like any other
@@ -22,10 +22,21 @@ from dataclasses import dataclass, replace
 import torch
 
 from asr.audio import AudioDecodeError, Source, stream
-from asr.decoding import Transcript, Word
-from asr.features import FeatureConfig, downmix, prepare_waveform
+from asr.features import downmix, resample
+from asr.transcript import Transcript, Word
 
-log = logging.getLogger("service")
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Windowing:
+    """From ``ASR_WINDOW_*`` (their defaults are :class:`service.settings.Settings`')."""
+
+    seconds: float
+    """Files longer than this are cut into windows this long."""
+    overlap_seconds: float
+    in_flight: int
+    """Windows of one file queued at once: bounds its memory."""
 
 
 @dataclass(frozen=True)
@@ -87,21 +98,19 @@ class FileTranscript:
 async def transcribe_file(
     source: Source,
     recognise: Callable[[torch.Tensor], Awaitable[Transcript]],
-    features: FeatureConfig,
-    window_seconds: float,
-    overlap_seconds: float,
-    in_flight: int = 4,
+    sample_rate: int,
+    windowing: Windowing,
     name: str = "upload",
     max_seconds: float = math.inf,
 ) -> FileTranscript:
-    """Decode ``source`` in a thread, window by window, with at most ``in_flight`` windows queued at once;
-    ``recognise`` turns a window's mono waveform into its transcript.
+    """Decode ``source`` in a thread, window by window, with at most ``windowing.in_flight`` windows queued at
+    once; ``recognise`` turns a window's mono waveform at ``sample_rate`` into its transcript.
 
     A file longer than ``max_seconds`` raises :class:`asr.audio.AudioTooLong`: before decoding where its
     container says how long it is, otherwise as soon as decoding gets there.
     """
     started = time.perf_counter()
-    cut = windows(stream(source, max_seconds), window_seconds, overlap_seconds)
+    cut = windows(stream(source, max_seconds), windowing.seconds, windowing.overlap_seconds)
     pending: list[tuple[Window, asyncio.Task]] = []
     words: list[Word] = []
     duration = 0.0
@@ -109,7 +118,7 @@ async def transcribe_file(
 
     def prepared() -> tuple[Window, torch.Tensor] | None:
         window = next(cut, None)
-        return None if window is None else (window, prepare_waveform(window.waveform, window.sample_rate, features))
+        return None if window is None else (window, resample(window.waveform[0], window.sample_rate, sample_rate))
 
     def keep(window: Window, transcript: Transcript) -> None:
         words.extend(kept_words(window, transcript, words[-1].end if words else -math.inf))
@@ -120,7 +129,7 @@ async def transcribe_file(
             count += 1
             duration = window.start + window.waveform.shape[-1] / window.sample_rate
             pending.append((window, asyncio.ensure_future(recognise(mono))))
-            if len(pending) == in_flight:
+            if len(pending) == windowing.in_flight:
                 done, task = pending.pop(0)
                 keep(done, await task)
         for done, task in pending:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
-from service.streaming import Stream, StreamConfig
+from service.settings import Settings
+from service.vad import Stream
 
 RATE = 8000
+VAD = Settings().vad
 
 
 def tone(seconds: float, level: float = 0.3) -> torch.Tensor:
@@ -31,7 +35,7 @@ def feed(stream: Stream, audio: torch.Tensor, chunk: int) -> list:
 
 def test_a_pause_closes_an_utterance_with_a_little_audio_either_side():
     audio = torch.cat([silence(0.5), tone(1.0), silence(0.8), tone(0.6), silence(0.2)])
-    stream = Stream(RATE)
+    stream = Stream(RATE, VAD)
     [first] = feed(stream, audio, chunk=1000)
     # 200 ms of pre-roll before the onset (detected after 30 ms of speech), 200 ms of the pause after.
     assert first.start == pytest.approx(0.5 - 0.2 + 0.03, abs=0.011)
@@ -45,15 +49,15 @@ def test_a_pause_closes_an_utterance_with_a_little_audio_either_side():
 
 def test_utterances_do_not_depend_on_how_the_audio_was_chunked():
     audio = torch.cat([silence(0.3), tone(0.7), silence(0.6), tone(0.4, level=0.1), silence(0.7)])
-    whole = Stream(RATE).feed(audio)
-    pieces = feed(Stream(RATE), audio, chunk=37)
+    whole = Stream(RATE, VAD).feed(audio)
+    pieces = feed(Stream(RATE, VAD), audio, chunk=37)
     assert len(whole) == len(pieces) == 2
     for a, b in zip(whole, pieces, strict=True):
         assert a.start == b.start and torch.equal(a.audio, b.audio)
 
 
 def test_unbroken_speech_is_cut_at_the_length_limit():
-    stream = Stream(RATE, StreamConfig(max_utterance_seconds=2.0))
+    stream = Stream(RATE, replace(VAD, max_utterance_seconds=2.0))
     cuts = feed(stream, syllables(5.0), chunk=800)
     assert [round(u.audio.numel() / RATE, 2) for u in cuts] == [2.0, 2.0]
     assert cuts[1].start == pytest.approx(cuts[0].start + 2.0)
@@ -63,7 +67,7 @@ def test_unbroken_speech_is_cut_at_the_length_limit():
 
 
 def test_partials_are_due_every_interval_of_new_audio():
-    stream = Stream(RATE, StreamConfig(partial_interval_ms=400))
+    stream = Stream(RATE, replace(VAD, partial_interval_ms=400))
     stream.feed(silence(0.5))
     assert not stream.partial_due()
     stream.feed(tone(0.03))  # opens, with 200 ms of audio (the onset and the pre-roll before it)
@@ -83,11 +87,11 @@ def test_clicks_and_steady_noise_open_nothing_but_speech_over_noise_does():
     torch.manual_seed(0)
     noise = 0.01 * torch.randn(RATE * 4)  # about -40 dBFS
     click = torch.cat([silence(0.5), tone(0.02), silence(0.5)])
-    stream = Stream(RATE)
+    stream = Stream(RATE, VAD)
     assert feed(stream, click, 400) == [] and not stream.is_open
-    stream = Stream(RATE)
+    stream = Stream(RATE, VAD)
     assert feed(stream, noise, 400) == [] and not stream.is_open
     speech = noise.clone()
     speech[RATE : 2 * RATE] += tone(1.0)
-    [utterance] = feed(Stream(RATE), speech, 400)
+    [utterance] = feed(Stream(RATE, VAD), speech, 400)
     assert utterance.start == pytest.approx(1.0 - 0.2 + 0.03, abs=0.011)

@@ -8,17 +8,16 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from asr.beam import MAX_BEAM_SIZE, MAX_HOTWORD_LETTERS, BeamOptions, spelled
+from asr.beam import MAX_BEAM_SIZE, MAX_HOTWORD_LETTERS, spelled
+from asr.decoding import Greedy
 from asr.text import normalise
-from service.engine import Engine
-
-MAX_HOTWORDS = 100
-MAX_HOTWORDS_TEXT = 8192
-"""Characters of hotword text in all (each entry counts one more), checked before any of it is normalised."""
-MAX_ALTERNATIVES = 10
+from asr.transcriber import Decoding
+from service.limits import MAX_HOTWORDS, MAX_HOTWORDS_TEXT
 
 
 class InvalidOption(ValueError):
+    """A request option the server cannot honour; ``param`` names it (400 over REST, 1007 on a stream)."""
+
     def __init__(self, param: str, message: str):
         super().__init__(f"{param}: {message}")
         self.param = param
@@ -65,9 +64,10 @@ def hotword_list(phrases: Iterable[object]) -> tuple[str, ...]:
     return tuple(words)
 
 
-def options_for(engine: Engine, query: DecodingQuery, alternatives: int = 0) -> BeamOptions | None:
-    """The request's options over the server's; None for greedy. Beam options on a server without an LM, or
-    with ``decoder=greedy``, are refused. ``alternatives``: Vosk's max_alternatives (0: one transcript)."""
+def decoding_for(server: Decoding, query: DecodingQuery, alternatives: int = 0) -> Decoding:
+    """The request's options over the ``server``'s decoding. Beam options on a server that decodes greedily
+    (it has no LM), or with ``decoder=greedy``, are refused. ``alternatives``: Vosk's max_alternatives (0: one
+    transcript)."""
     hotwords = hotword_list(query.hotwords)
     beam_asked = [
         name for name in ("beam_size", "lm_weight", "word_score", "hotword_boost") if getattr(query, name) is not None
@@ -78,11 +78,13 @@ def options_for(engine: Engine, query: DecodingQuery, alternatives: int = 0) -> 
         beam_asked.append("max_alternatives")
     if query.decoder == "greedy" and beam_asked:
         raise InvalidOption(beam_asked[0], "needs decoder=beam, not greedy")
-    if engine.options is None and (query.decoder == "beam" or beam_asked):
-        name = "decoder" if query.decoder == "beam" else beam_asked[0]
-        raise InvalidOption(name, "this server decodes greedily: it was started without a language model (ASR_LM)")
-    if query.decoder == "greedy" or engine.options is None:
-        return None
+    if isinstance(server, Greedy):
+        if query.decoder == "beam" or beam_asked:
+            name = "decoder" if query.decoder == "beam" else beam_asked[0]
+            raise InvalidOption(name, "this server decodes greedily: it was started without a language model (ASR_LM)")
+        return server
+    if query.decoder == "greedy":
+        return Greedy()
     overrides = {
         "beam_size": query.beam_size,
         "alpha": query.lm_weight,
@@ -91,4 +93,4 @@ def options_for(engine: Engine, query: DecodingQuery, alternatives: int = 0) -> 
         "hotword_boost": query.hotword_boost,
     }
     chosen = {name: value for name, value in overrides.items() if value is not None}
-    return replace(engine.options, **chosen, alternatives=max(1, alternatives))
+    return replace(server, **chosen, alternatives=max(1, alternatives))

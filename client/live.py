@@ -12,7 +12,7 @@ import av
 from websockets.exceptions import InvalidStatus, WebSocketException
 from websockets.sync.client import connect
 
-from client.files import Unreachable
+from client.transcribe import Unreachable
 
 RATE = 16000
 

@@ -1,11 +1,11 @@
-"""Live audio cut into utterances: the pure half of streaming recognition.
+"""Live audio cut into utterances by an energy voice-activity detector: the pure half of streaming recognition.
 
 The model reads each utterance in both directions, so it cannot extend a hypothesis frame by
 frame. A stream is therefore cut at pauses by an energy voice-activity detector (with a
 maximum utterance length for speech that never pauses): the open utterance is read at a fixed
 cadence for partial text (incrementally, see asr/incremental.py), and read in full once more when
-it closes for the final result. This module only does the bookkeeping; the WebSocket route runs
-the reads through the batcher.
+it closes for the final result. This module only does the bookkeeping; the Vosk session
+(:mod:`service.vosk`) runs the reads.
 """
 
 from __future__ import annotations
@@ -17,12 +17,15 @@ import torch
 
 
 @dataclass(frozen=True)
-class StreamConfig:
-    endpoint_silence_ms: float = 500.0
+class VadConfig:
+    """Where utterances end. The first three are settings (``ASR_STREAM_*``, whose defaults live in
+    :class:`service.settings.Settings`); the detector's own constants follow."""
+
+    endpoint_silence_ms: float
     """A pause this long closes the open utterance."""
-    max_utterance_seconds: float = 15.0
+    max_utterance_seconds: float
     """Speech that never pauses is cut into utterances this long."""
-    partial_interval_ms: float = 400.0
+    partial_interval_ms: float
     """New audio in the open utterance between two partial reads."""
     speech_margin_db: float = 12.0
     """A frame is speech when it is this much louder than the noise floor..."""
@@ -50,7 +53,7 @@ _FRAME_SECONDS = 0.01
 class Stream:
     """The audio of one stream at its own rate, split into utterances as it arrives."""
 
-    def __init__(self, sample_rate: int, config: StreamConfig = StreamConfig()):
+    def __init__(self, sample_rate: int, config: VadConfig):
         self.rate, self.config = sample_rate, config
         self.frame = max(1, round(sample_rate * _FRAME_SECONDS))
         self._leftover = torch.zeros(0)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 from tqdm import tqdm
 
 from asr import captions
+from asr.transcript import Segment
 
 FORMATS = ("text", "json", "srt", "vtt")
 _CHUNK = 256 * 1024
@@ -18,13 +18,6 @@ _CHUNK = 256 * 1024
 
 class Unreachable(RuntimeError):
     """The server cannot be used at all: not listening, or refusing the API key."""
-
-
-@dataclass(frozen=True)
-class Segment:
-    start: float
-    end: float
-    text: str
 
 
 def render(result: dict, kind: str) -> str:

@@ -1,0 +1,128 @@
+"""OpenAI's transcription API as data: which requests it takes, and its five response formats as models.
+
+The route (:mod:`service.routers.openai`) only checks a request with :func:`check` and answers with :func:`render`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from pydantic import BaseModel
+
+from asr import captions
+from asr.transcript import Segment, Word, segment
+from service.errors import ApiError
+from service.windowing import FileTranscript
+
+OPENAI_MODELS = ("whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe")
+"""OpenAI's transcription model names, served by the loaded model so that clients' defaults work."""
+RESPONSE_FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
+GRANULARITIES = ("word", "segment")
+ENGLISH = ("en", "english")
+
+
+class Usage(BaseModel):
+    type: str = "duration"
+    seconds: int
+    """Whole seconds of audio, rounded up."""
+
+
+class TranscriptionJson(BaseModel):
+    text: str
+    usage: Usage
+
+
+class VerboseSegment(BaseModel):
+    id: int
+    seek: int = 0
+    start: float
+    end: float
+    text: str
+    tokens: list[int] = []
+    temperature: float = 0.0
+    avg_logprob: float
+    compression_ratio: float
+    no_speech_prob: float = 0.0
+
+    @classmethod
+    def of(cls, number: int, part: Segment) -> VerboseSegment:
+        text = part.text.encode()
+        return cls(
+            id=number,
+            start=round(part.start, 3),
+            end=round(part.end, 3),
+            text=part.text,
+            avg_logprob=round(sum(math.log(max(w.confidence, 1e-12)) for w in part.words) / len(part.words), 4),
+            compression_ratio=round(len(text) / len(gzip.compress(text)), 4),
+        )
+
+
+class VerboseWord(BaseModel):
+    word: str
+    start: float
+    end: float
+
+    @classmethod
+    def of(cls, word: Word) -> VerboseWord:
+        return cls(word=word.word, start=round(word.start, 3), end=round(word.end, 3))
+
+
+class VerboseTranscription(BaseModel):
+    task: str = "transcribe"
+    language: str = "english"
+    duration: float
+    text: str
+    segments: list[VerboseSegment] | None = None
+    words: list[VerboseWord] | None = None
+    usage: Usage
+
+
+def reject(param: str, message: str) -> ApiError:
+    return ApiError(400, f"invalid_{param}", f"{param}: {message}", param)
+
+
+def check(
+    model: str, served: str, language: str | None, response_format: str, temperature: float, granularities: list[str]
+) -> None:
+    """Refuse, naming the field, what the loaded model cannot honour: another model or language, an unknown format
+    or granularity, or word and segment times outside verbose_json."""
+    if model not in (served, *OPENAI_MODELS):
+        raise reject("model", f"no model {model!r} here; use {served!r} (GET /v1/models)")
+    if language is not None and language.lower() not in ENGLISH:
+        raise reject("language", f"the model recognises English only ('en'), not {language!r}")
+    if response_format not in RESPONSE_FORMATS:
+        raise reject("response_format", f"{response_format!r} is not one of {', '.join(RESPONSE_FORMATS)}")
+    if not 0 <= temperature <= 1:
+        raise reject("temperature", f"must be between 0 and 1, not {temperature}")
+    if unknown := sorted(set(granularities) - set(GRANULARITIES)):
+        raise reject("timestamp_granularities", f"{', '.join(unknown)} is not one of {', '.join(GRANULARITIES)}")
+    if granularities and response_format != "verbose_json":
+        raise reject("timestamp_granularities", "needs response_format verbose_json")
+
+
+def render(result: FileTranscript, response_format: str, granularities: list[str]) -> Response:
+    """The transcript as OpenAI answers in ``response_format``; verbose_json has segments unless only word times
+    were asked for."""
+    transcript = result.transcript
+    segments = segment(transcript.words)
+    if response_format == "text":
+        return PlainTextResponse(transcript.text + "\n")
+    if response_format == "srt":
+        return PlainTextResponse(captions.srt(segments))
+    if response_format == "vtt":
+        return PlainTextResponse(captions.vtt(segments), media_type="text/vtt")
+    usage = Usage(seconds=math.ceil(result.duration))
+    if response_format == "json":
+        return JSONResponse(TranscriptionJson(text=transcript.text, usage=usage).model_dump())
+    body = VerboseTranscription(
+        duration=round(result.duration, 3),
+        text=transcript.text,
+        segments=[VerboseSegment.of(n, s) for n, s in enumerate(segments)]
+        if "segment" in granularities or not granularities
+        else None,
+        words=[VerboseWord.of(w) for w in transcript.words] if "word" in granularities else None,
+        usage=usage,
+    )
+    return JSONResponse(body.model_dump(exclude_none=True))

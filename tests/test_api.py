@@ -1,0 +1,146 @@
+"""The REST API's shapes, options and errors, in process, against a recogniser without a model.
+
+What only the real model shows (that the words come out right, through every format) is in test_service.py,
+test_openai_api.py and test_decoding_api.py; here, what the service decides around recognition.
+"""
+
+from __future__ import annotations
+
+import math
+
+import openai
+import pytest
+
+from asr.audio import decode
+from asr.decoding import Greedy
+from service.settings import Settings
+from tests.support.fake import FakeRecogniser
+from tests.support.servers import in_process
+from tests.support.speech import speak
+
+TEXT = "open the garage door please"
+
+
+@pytest.fixture(scope="module")
+def client():
+    with in_process(FakeRecogniser(text=TEXT)) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def wav() -> bytes:
+    return speak(TEXT)
+
+
+@pytest.fixture(scope="module")
+def openai_client(client) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{client.base_url}/v1", api_key="unused", http_client=client, max_retries=0)
+
+
+def test_the_native_answer_has_text_words_segments_and_the_model(client, wav):
+    body = client.post("/v1/transcribe", files={"file": ("a.wav", wav)}).json()
+    assert body["text"] == TEXT and body["model"] == "fake" and body["processing_seconds"] > 0
+    words = body["words"]
+    assert [w["word"] for w in words] == TEXT.split()
+    assert all(
+        0 <= w["start"] < w["end"] <= body["duration"] and w["confidence"] == round(0.9 ** len(w["word"]), 4)
+        for w in words
+    )
+    assert body["segments"] == [{"start": words[0]["start"], "end": words[-1]["end"], "text": TEXT}]
+
+
+@pytest.mark.parametrize(
+    ("query", "status", "names"),
+    [
+        ({"beam_size": 0}, 422, "beam_size"),
+        ({"beam_size": 5000}, 422, "beam_size"),
+        ({"lm_weight": -1}, 422, "lm_weight"),
+        ({"decoder": "viterbi"}, 422, "decoder"),
+        ({"hotwords": "!?"}, 400, "hotwords"),
+        ({"hotwords": ",".join(f"w{chr(97 + i // 26)}{chr(97 + i % 26)}" for i in range(101))}, 400, "at most 100"),
+        ({"decoder": "greedy", "hotwords": "kubernetes"}, 400, "needs decoder=beam"),
+    ],
+)
+def test_bad_options_are_refused_by_name(client, wav, query, status, names):
+    response = client.post("/v1/transcribe", params=query, content=wav)
+    assert response.status_code == status, response.text
+    assert names in response.json()["error"]["message"]
+
+
+def test_a_server_without_an_lm_decodes_greedily_and_refuses_beam_options(wav):
+    assert Settings(lm="").decoding == Greedy()
+    with in_process(FakeRecogniser(text=TEXT, decoding=Greedy())) as client:
+        assert client.post("/v1/transcribe", content=wav).json()["text"] == TEXT
+        refused = client.post("/v1/transcribe", params={"hotwords": "kubernetes"}, content=wav)
+        assert refused.status_code == 400 and refused.json()["error"]["param"] == "hotwords"
+        assert "without a language model" in refused.json()["error"]["message"]
+        with client.websocket_connect("/v1/stream") as ws:
+            ws.send_text('{"config": {"phrase_list": ["kubernetes"]}}')
+            assert "ASR_LM" in ws.receive_json()["error"]
+            assert ws.receive()["code"] == 1007
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"model": "whisper-large-v3"}, "model: no model 'whisper-large-v3' here; use 'fake' (GET /v1/models)"),
+        ({"language": "fr"}, "language: the model recognises English only ('en'), not 'fr'"),
+        ({"response_format": "diarized_json"},
+         "response_format: 'diarized_json' is not one of json, text, srt, vtt, verbose_json"),
+        ({"temperature": 1.5}, "temperature: must be between 0 and 1, not 1.5"),
+        ({"timestamp_granularities": ["word"]}, "timestamp_granularities: needs response_format verbose_json"),
+    ],
+)  # fmt: skip
+def test_openai_options_that_cannot_be_honoured_are_a_400_naming_them(openai_client, wav, options, message):
+    with pytest.raises(openai.BadRequestError) as error:
+        openai_client.audio.transcriptions.create(**{"model": "whisper-1", "file": ("a.wav", wav), **options})
+    assert error.value.status_code == 400
+    param = message.split(":")[0]
+    assert error.value.body == {"code": f"invalid_{param}", "message": message, "type": "invalid_request_error",
+                                "param": param}  # fmt: skip
+
+
+def test_openai_formats_hold_the_same_words(openai_client, wav):
+    create = openai_client.audio.transcriptions.create
+    verbose = create(model="whisper-1", file=("a.wav", wav), response_format="verbose_json",
+                     timestamp_granularities=["word", "segment"])  # fmt: skip
+    assert (verbose.task, verbose.language, verbose.text) == ("transcribe", "english", TEXT)
+    [segment] = verbose.segments
+    start, end = verbose.words[0].start, verbose.words[-1].end
+    assert (segment.id, segment.seek, segment.start, segment.end, segment.text) == (0, 0, start, end, TEXT)
+    assert segment.avg_logprob == pytest.approx(
+        math.log(0.9) * len(TEXT.replace(" ", "")) / len(TEXT.split()), abs=1e-4
+    )
+    assert create(model="whisper-1", file=("a.wav", wav), response_format="text") == TEXT + "\n"
+    srt = create(model="whisper-1", file=("a.wav", wav), response_format="srt")
+    assert (
+        srt == f"1\n00:00:00,{round(start * 1000):03d} --> 00:00:0{int(end)},{round(end * 1000) % 1000:03d}\n{TEXT}\n\n"
+    )
+    vtt = create(model="whisper-1", file=("a.wav", wav), response_format="vtt")
+    assert vtt == srt.replace("1\n", "WEBVTT\n\n", 1).replace(",", ".")
+    plain = create(model="whisper-1", file=("a.wav", wav))
+    waveform, rate = decode(wav)
+    assert plain.text == TEXT and plain.usage.seconds == math.ceil(waveform.shape[-1] / rate)
+
+
+def test_the_model_list_names_the_recogniser(openai_client):
+    [model] = openai_client.models.list().data
+    assert (model.id, model.object, model.owned_by, model.created) == ("fake", "model", "asr", 1_700_000_000)
+    with pytest.raises(openai.NotFoundError):
+        openai_client.models.retrieve("whisper-1")
+
+
+def test_streamed_openai_responses_are_refused_with_a_pointer_to_the_websocket(client, wav):
+    response = client.post("/v1/audio/transcriptions", files={"file": ("a.wav", wav)},
+                           data={"model": "gpt-4o-transcribe", "stream": "true"})  # fmt: skip
+    assert response.status_code == 400 and "WS /v1/stream" in response.json()["error"]["message"]
+
+
+def test_undecodable_and_too_long_audio_are_named_4xx(wav):
+    with in_process(FakeRecogniser(text=TEXT), max_duration_seconds=1) as client:
+        refused = client.post("/v1/transcribe", files={"file": ("notes.wav", b"not audio" * 20)})
+        assert refused.status_code == 400 and refused.json()["error"]["code"] == "invalid_audio"
+        assert refused.json()["error"]["message"].startswith("notes.wav: ")
+        long = client.post("/v1/transcribe", files={"file": ("a.wav", wav)})
+        assert long.status_code == 413 and long.json()["error"]["code"] == "audio_too_long"
+        assert long.json()["error"]["message"].startswith("a.wav: ") and "ASR_MAX_DURATION_SECONDS" in long.text
