@@ -2,10 +2,12 @@ import collections
 import dataclasses
 import json
 import math
+import multiprocessing
 
 import pytest
 import torch
 
+from asr.atomic import replaced
 from asr.features import FeatureConfig, mel_centres
 from asr.model import AcousticModel
 from training import augment, corpus, texts
@@ -365,3 +367,29 @@ def test_clips_without_speech_sound_as_planned_and_train_as_empty_transcripts(tm
     model = AcousticModel(PRESETS["tiny"])
     optimisation = Optimisation(model, TrainConfig(), total_steps=10, device=torch.device("cpu"))
     assert 0 < optimisation.step(feats, lengths, targets, target_lengths) < math.inf
+
+
+def _write_through_replaced(path, text, ready, failures) -> None:
+    ready.wait()
+    for _ in range(300):
+        try:
+            with replaced(path) as temporary:
+                temporary.write_text(text)
+        except OSError:
+            failures.value += 1
+
+
+def test_processes_writing_one_file_at_once_each_leave_it_whole(tmp_path):
+    """A corpus's workers may render the same clean clip at once (babble shares voices and sentences)."""
+    path, context = tmp_path / "shared.txt", multiprocessing.get_context("spawn")
+    ready, failures = context.Barrier(2), context.Value("i", 0)
+    writers = [
+        context.Process(target=_write_through_replaced, args=(path, letter * 1000, ready, failures)) for letter in "ab"
+    ]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join()
+    assert failures.value == 0
+    assert path.read_text() in ("a" * 1000, "b" * 1000)
+    assert [p.name for p in tmp_path.iterdir()] == ["shared.txt"]
