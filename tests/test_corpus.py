@@ -379,7 +379,8 @@ def _write_through_replaced(path, text, ready, failures) -> None:
             with replaced(path) as temporary:
                 temporary.write_text(text)
         except OSError:
-            failures.value += 1
+            with failures.get_lock():  # += on a shared Value reads and writes in two steps
+                failures.value += 1
 
 
 def test_processes_writing_one_file_at_once_each_leave_it_whole(tmp_path):
