@@ -7,6 +7,9 @@ what turns "wether" into "weather", and why the vocabulary must be broad. Each l
 spelled with a trailing space, so hypotheses must separate words the way the model does; a frame of
 certain space after the last lets the final word end. The decoder returns each hypothesis's
 frame-by-frame path, which gives words their times and letter posteriors as in greedy decoding.
+
+Frames the model is all but sure are blank (:func:`kept_frames`) never reach the search: most of a
+CTC model's frames are, and the search's cost grows with the frames it steps through.
 """
 
 from __future__ import annotations
@@ -198,8 +201,9 @@ class BeamDecoder:
             [],
             False,
         )
-        padded = torch.cat((emissions, _END_OF_WORD)).contiguous()
-        frames = len(emissions)
+        kept = kept_frames(emissions, d.blank_skip)
+        padded = torch.cat((emissions[kept], _END_OF_WORD)).contiguous()
+        frames = len(kept)
         keep = max(options.alternatives, _EVIDENCE_HYPOTHESES)
         results = []
         for result in decoder.decode(padded.data_ptr(), *padded.shape):
@@ -213,8 +217,8 @@ class BeamDecoder:
         scores_by_frame = emissions.numpy()
         spans = []
         for result, tokens in results:
-            path = np.asarray(tokens[1 : frames + 1])  # the first is the start state
-            posteriors = np.exp(scores_by_frame[np.arange(frames), path])
+            path = restored(np.asarray(tokens[1 : frames + 1]), kept, len(emissions))  # the first is the start state
+            posteriors = np.exp(scores_by_frame[np.arange(len(emissions)), path])
             words = path_words(path, posteriors, frame_seconds, duration)
             spoken = [self.words[i] if i < self.unknown else new_words[i] for i in result.words if i >= 0]
             if [w.word for w in words] != spoken:
@@ -250,6 +254,29 @@ class BeamDecoder:
             )
             for h in found
         ]
+
+
+def kept_frames(log_probs: torch.Tensor, blank_skip: float) -> np.ndarray:
+    """Indices of the ``(frames, classes)`` frames the search needs: all but those whose blank posterior
+    exceeds ``blank_skip``, of which the first of each run stays, so that a letter said twice in a row
+    ("ll") is still two letters apart."""
+    sure = (log_probs[:, BLANK] > math.log(blank_skip)).numpy()
+    first_of_run = sure & ~np.concatenate(([False], sure[:-1]))
+    return np.flatnonzero(~sure | first_of_run)
+
+
+def restored(path: np.ndarray, kept: np.ndarray, frames: int) -> np.ndarray:
+    """A label path over the ``kept`` frames, spread back over all ``frames``: the skipped ones are blank,
+    but inside one letter's run (the same letter on both sides of the gap), where they continue it."""
+    full = np.full(frames, BLANK, dtype=path.dtype)
+    full[kept] = path
+    after = np.searchsorted(kept, np.arange(frames))  # for a skipped frame, the first kept frame after it
+    gap = (after > 0) & (after < len(kept))
+    gap[kept] = False
+    before_label, after_label = path[np.maximum(after - 1, 0)], path[np.minimum(after, len(kept) - 1)]
+    inside = gap & (before_label == after_label) & (before_label != BLANK)
+    full[inside] = before_label[inside]
+    return full
 
 
 @contextlib.contextmanager

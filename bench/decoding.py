@@ -40,6 +40,22 @@ def _timed(decode, log_probs: list[torch.Tensor], frame_seconds: float) -> tuple
     return texts, 1000 * (time.perf_counter() - started) / audio
 
 
+def read(folder: Path, model, info) -> tuple[list[torch.Tensor], list[str]]:
+    """Each utterance's log-probabilities (the acoustic model run once, in fp32) and its reference."""
+    dataset = FeatureDataset(load([folder], info.feature_config), info.feature_config)
+    return evaluation.log_probs(model, dataset), [r.text for r in dataset.recordings]
+
+
+def table(title: str, rows: dict[str, dict]) -> str:
+    """Markdown: CER, WER and decoding cost per decoding."""
+    lines = [f"\n{title}", "| decoding | CER | WER | ms per audio s |", "| --- | --- | --- | --- |"]
+    lines += [
+        f"| {name} | {100 * r['cer']:.2f}% | {100 * r['wer']:.2f}% | {r['ms_per_audio_second']:.2f} |"
+        for name, r in rows.items()
+    ]
+    return "\n".join(lines)
+
+
 def compare(log_probs: list[torch.Tensor], references: list[str], frame_seconds: float, lm: LanguageModel) -> dict:
     with_lm, lexicon_only = BeamDecoder(lm), BeamDecoder(None, lm.vocabulary)
     beam = Beam(beam_size=lm.defaults.beam_size)
@@ -102,14 +118,9 @@ def main() -> None:
     lm = LanguageModel.load(args.lm)
     results: dict = {"checkpoint": str(args.checkpoint), "lm": str(args.lm), "decoding": lm.defaults.__dict__}
     for split in args.splits:
-        dataset = FeatureDataset(load([args.data / split], info.feature_config), info.feature_config)
-        log_probs = evaluation.log_probs(model, dataset)
-        references = [r.text for r in dataset.recordings]
+        log_probs, references = read(args.data / split, model, info)
         results[split] = compare(log_probs, references, frame_seconds, lm)
-        print(f"\n{split} ({len(dataset)} utterances)")
-        print("| decoding | CER | WER | ms per audio s |\n| --- | --- | --- | --- |")
-        for name, row in results[split].items():
-            print(f"| {name} | {100 * row['cer']:.2f}% | {100 * row['wer']:.2f}% | {row['ms_per_audio_second']:.2f} |")
+        print(table(f"{split} ({len(references)} utterances)", results[split]))
         greedy, best = results[split]["greedy"], results[split]["beam + LM"]
         print(f"WER {100 * (1 - best['wer'] / greedy['wer']):.1f}% lower than greedy (relative)")
         if split == "dev":

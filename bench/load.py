@@ -33,11 +33,16 @@ from tests.support.speech import SENTENCES, speech
 RATE = 16000
 
 
+def stream_text(index: int) -> list[str]:
+    """The three sentences that stream ``index`` says."""
+    return [SENTENCES[(index + 3 * k) % len(SENTENCES)] for k in range(3)]
+
+
 def stream_audio(index: int, pause: float) -> tuple[bytes, list[float]]:
-    """Three sentences with pauses, as 16-bit PCM, and the stream time at which each one's speech ends."""
+    """:func:`stream_text` with pauses, as 16-bit PCM, and the stream time at which each sentence's speech ends."""
     parts, ends, at = [torch.zeros(RATE // 2)], [], 0.5
-    for k in range(3):
-        clip = speech(SENTENCES[(index + 3 * k) % len(SENTENCES)], rate=0.9 + 0.05 * (index % 5))
+    for sentence in stream_text(index):
+        clip = speech(sentence, rate=0.9 + 0.05 * (index % 5))
         voiced = torch.nonzero(clip.abs() > 0.01).flatten()
         ends.append(at + (int(voiced[-1]) + 1) / RATE)
         parts += [clip, torch.zeros(round(RATE * pause))]
@@ -45,10 +50,12 @@ def stream_audio(index: int, pause: float) -> tuple[bytes, list[float]]:
     return (torch.cat(parts) * 32767).round().to(torch.int16).numpy().tobytes(), ends
 
 
-async def run_stream(url: str, audio: bytes, ends: list[float], chunk: float, delay: float) -> tuple[list, list]:
-    """One real-time stream of ``chunk``-second chunks, ``delay`` seconds from now: its latencies, in seconds."""
+async def run_stream(url: str, audio: bytes, ends: list[float], chunk: float, delay: float) -> dict:
+    """One real-time stream of ``chunk``-second chunks, ``delay`` seconds from now: its latencies, in seconds,
+    its results' texts, and its lag: how far behind real time its last chunk left, as the client waits for
+    each chunk's reply before sending the next (a server that cannot keep up makes it grow)."""
     size = round(chunk * RATE) * 2
-    partials, finals, results = [], [], 0
+    partials, finals, texts, results, lag = [], [], [], 0, 0.0
     await asyncio.sleep(delay)
     async with connect(url) as ws:
         await ws.send(json.dumps({"config": {"sample_rate": RATE}}))
@@ -57,6 +64,7 @@ async def run_stream(url: str, audio: bytes, ends: list[float], chunk: float, de
             # A chunk leaves once its last sample has been spoken, as from a microphone.
             await asyncio.sleep(max(0.0, started + (n + 1) * chunk - time.perf_counter()))
             sent = time.perf_counter()
+            lag = sent - (started + (n + 1) * chunk)
             await ws.send(audio[offset : offset + size])
             reply = json.loads(await ws.recv())
             received = time.perf_counter()
@@ -65,9 +73,12 @@ async def run_stream(url: str, audio: bytes, ends: list[float], chunk: float, de
                 results += 1
             elif reply.get("partial"):
                 partials.append(received - sent)
+            if reply.get("text"):
+                texts.append(reply["text"])
         await ws.send('{"eof" : 1}')
-        await ws.recv()
-    return partials, finals
+        if text := json.loads(await ws.recv()).get("text"):
+            texts.append(text)
+    return {"partials": partials, "finals": finals, "text": " ".join(texts), "lag": lag}
 
 
 def percentile(values: list[float], q: int) -> float:
@@ -98,8 +109,8 @@ async def streams(url: str, count: int, pause: float, chunk_seconds: float) -> d
     runs = (run_stream(ws_url, a, e, chunk_seconds, d) for (a, e), d in zip(audio, delays, strict=True))
     outcomes = await asyncio.gather(*runs)
     sampler.cancel()
-    partials = [x for p, _ in outcomes for x in p]
-    finals = [x for _, f in outcomes for x in f]
+    partials = [x for outcome in outcomes for x in outcome["partials"]]
+    finals = [x for outcome in outcomes for x in outcome["finals"]]
     return {
         "streams": count,
         "partials": len(partials),
@@ -108,19 +119,22 @@ async def streams(url: str, count: int, pause: float, chunk_seconds: float) -> d
         **spread(finals, "final_ms"),
         "audio_in_flight_s_mean": round(statistics.mean(samples), 2),
         "audio_in_flight_s_max": round(max(samples), 2),
+        "lag_s_max": round(max(outcome["lag"] for outcome in outcomes), 2),
         "_partials": partials,
         "_finals": finals,
+        "_texts": [outcome["text"] for outcome in outcomes],
     }
 
 
 async def files(url: str, clients: int, clips: list[tuple[float, bytes]], requests: int) -> dict:
-    """``requests`` WAV files posted by ``clients`` concurrent clients; throughput and per-request figures."""
-    latencies, factors, audio, failures = [], [], 0.0, 0
-    jobs = iter(clips[i % len(clips)] for i in range(requests))
+    """``requests`` WAV files posted by ``clients`` concurrent clients; throughput, per-request figures, and
+    the text last read of each clip (by its index in ``clips``)."""
+    latencies, factors, audio, failures, texts = [], [], 0.0, 0, {}
+    jobs = iter((i % len(clips), *clips[i % len(clips)]) for i in range(requests))
 
     async def client(http: httpx.AsyncClient) -> None:
         nonlocal audio, failures
-        for seconds, data in jobs:
+        for index, seconds, data in jobs:
             sent = time.perf_counter()
             response = await http.post(f"{url}/v1/transcribe", files={"file": ("clip.wav", data)})
             latency = time.perf_counter() - sent
@@ -130,6 +144,7 @@ async def files(url: str, clients: int, clips: list[tuple[float, bytes]], reques
             latencies.append(latency)
             factors.append(latency / seconds)
             audio += seconds
+            texts[index] = response.json()["text"]
 
     limits = httpx.Limits(max_connections=clients)
     async with httpx.AsyncClient(timeout=600, limits=limits) as http:
@@ -146,4 +161,5 @@ async def files(url: str, clients: int, clips: list[tuple[float, bytes]], reques
         **spread(latencies, "latency_ms"),
         **spread(factors, "rtf", scale=1.0, digits=3),
         "_latencies": latencies,
+        "_texts": texts,
     }

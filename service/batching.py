@@ -4,8 +4,9 @@ Callers on the event loop ``await batcher.result_of(waveform)`` (or ``submit`` a
 work, such as a stream's incremental read, with its cost in samples); a worker thread (one per
 device, so the event loop never runs the model) gathers pending clips until the batch is full,
 its padded audio reaches the limit, or the oldest clip has waited ``max_wait_ms``. It then groups
-the oldest clip with those closest to it in length, so little compute goes to padding, runs them
-as one batch and routes each transcript back to its caller. In fp32 the model's padding invariance
+the oldest clip with those closest to it in length, so little compute goes to padding (work that can
+wait, a stream's partial read, only after the rest), runs them as one batch and routes each
+transcript back to its caller. In fp32 the model's padding invariance
 makes a clip's transcript the same whichever batch it lands in; int8 (the CPU default) scales its
 activations per batch, so there a clip's text can differ by a letter with its batch-mates.
 """
@@ -48,6 +49,8 @@ class _Job:
     """What the item costs to run, in samples of audio: batches are cut by it."""
     future: asyncio.Future
     loop: asyncio.AbstractEventLoop
+    deferrable: bool = False
+    """Provisional work (a partial read), which a batch takes only after the rest."""
     arrived: float = field(default_factory=time.monotonic)
     request_id: str | None = field(default_factory=request_id.get)
     """The caller's, so the worker's log lines name the requests of the batch they are about."""
@@ -94,10 +97,11 @@ class Batcher:
             raise ValueError(f"expected a non-empty mono waveform, got shape {tuple(waveform.shape)}")
         return await self.submit(waveform, waveform.shape[-1])
 
-    async def submit(self, item: object, samples: int) -> object:
-        """``item``'s result, run with whatever else is pending; ``samples`` is its cost in audio samples."""
+    async def submit(self, item: object, samples: int, deferrable: bool = False) -> object:
+        """``item``'s result, run with whatever else is pending; ``samples`` is its cost in audio samples.
+        ``deferrable`` work joins a batch only where no other work is waiting for the room."""
         loop = asyncio.get_running_loop()
-        job = _Job(item, samples, loop.create_future(), loop)
+        job = _Job(item, samples, loop.create_future(), loop, deferrable)
         with self._wake:
             if self._closed:
                 raise Stopped("the service is shutting down")
@@ -160,7 +164,12 @@ class Batcher:
                 if self._pending:
                     waited = time.monotonic() - self._pending[0].arrived
                     if len(self._pending) >= limits.max_batch_size or waited * 1000 >= limits.max_wait_ms:
-                        order = pick_batch([job.samples for job in self._pending], limits, self.sample_rate)
+                        order = pick_batch(
+                            [job.samples for job in self._pending],
+                            limits,
+                            self.sample_rate,
+                            [job.deferrable for job in self._pending],
+                        )
                         chosen, taken = [self._pending[i] for i in order], set(order)
                         self._pending = [job for i, job in enumerate(self._pending) if i not in taken]
                         return chosen
@@ -169,14 +178,17 @@ class Batcher:
                     self._wake.wait()
 
 
-def pick_batch(lengths: list[int], limits: BatchLimits, sample_rate: int) -> list[int]:
+def pick_batch(
+    lengths: list[int], limits: BatchLimits, sample_rate: int, deferrable: list[bool] | None = None
+) -> list[int]:
     """Indices into ``lengths`` (oldest first) of the next batch, shortest clip first.
 
     The oldest clip always goes, so nothing starves; the rest are the clips nearest to it in
-    length that fit the size and padded-audio limits.
+    length that fit the size and padded-audio limits, the ``deferrable`` ones after all others.
     """
     budget = limits.max_batch_seconds * sample_rate
-    nearest = sorted(range(1, len(lengths)), key=lambda i: (abs(lengths[i] - lengths[0]), i))
+    deferrable = deferrable or [False] * len(lengths)
+    nearest = sorted(range(1, len(lengths)), key=lambda i: (deferrable[i], abs(lengths[i] - lengths[0]), i))
     chosen, longest = [0], lengths[0]
     for i in nearest:
         if len(chosen) == limits.max_batch_size:

@@ -1,17 +1,14 @@
 """The loaded model behind every recognition route, the :class:`service.recogniser.Recogniser` they use.
 
 The batcher's worker runs only the acoustic model; each request's log-probabilities are decoded
-with its own options on a thread of their own, so the beam searches of one batch overlap the model's
-work on the next (PyTorch's kernels run without the GIL; flashlight's decoder holds it, which is
-why one decoding thread is as fast as several).
+with its own options by :mod:`service.decoders` (in worker processes by default), so the beam searches of
+one batch overlap the model's work on the next.
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import logging
-from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
@@ -19,7 +16,9 @@ from asr.decoding import Greedy
 from asr.incremental import Settled
 from asr.transcriber import Decoding, Transcriber
 from asr.transcript import Transcript
+from service import decoders
 from service.batching import Batcher, BatchLimits, Stopped
+from service.decoders import Decoders
 from service.metrics import Metrics
 from service.recogniser import StreamRead
 from service.settings import Settings
@@ -35,36 +34,48 @@ class Engine:
         limits: BatchLimits,
         metrics: Metrics,
         stream_window_seconds: float,
-        decode_threads: int,
+        beam: Decoders | None,
     ):
-        """``decoding``: the server's, for requests that ask for nothing else (greedy where the transcriber has no
-        LM). ``stream_window_seconds``: how much of an open utterance a partial read recomputes (0: all of it)."""
+        """``decoding``: the server's, for requests that ask for nothing else (greedy where there is no ``beam``
+        search). ``stream_window_seconds``: how much of an open utterance a partial read recomputes (0: all of
+        it)."""
         self.transcriber = transcriber
         self.model_id = transcriber.name
         created = transcriber.info.provenance.get("created")
         self.created = int(datetime.datetime.fromisoformat(created).timestamp()) if created else 0
         self.sample_rate = transcriber.info.feature_config.sample_rate
-        self.decoding = decoding if transcriber.decoder is not None else Greedy()
+        self.beam = beam
+        self.decoding = decoding if beam is not None else Greedy()
         frames = stream_window_seconds / transcriber.frame_seconds
         self.stream_window = round(frames) if frames > 0 else None
         self.batcher = Batcher(self._recognise, self.sample_rate, limits, metrics.observe_batch)
-        self._decoding = ThreadPoolExecutor(decode_threads, thread_name_prefix="decode")
         self._closed = False
         metrics.watch_queue(lambda: self.batcher.queue_depth, lambda: self.batcher.audio_in_flight_seconds)
 
     @classmethod
     def load(cls, settings: Settings, metrics: Metrics) -> Engine:
-        """Load the checkpoint and LM and decode one warm-up batch, so the first request pays no start-up cost."""
-        transcriber = Transcriber.from_checkpoint(settings.checkpoint, settings.device, settings.precision, settings.lm)
-        rate = transcriber.info.feature_config.sample_rate
-        transcriber.transcribe([(torch.zeros(rate), rate)] * 2)
+        """Load the checkpoint, and the LM beside it, and read one warm-up batch, so the first request pays no
+        start-up cost."""
+        beam = decoders.start(settings.lm, settings.decode_processes) if settings.lm else None
+        try:
+            transcriber = Transcriber.from_checkpoint(settings.checkpoint, settings.device, settings.precision)
+            rate = transcriber.info.feature_config.sample_rate
+            transcriber.transcribe([(torch.zeros(rate), rate)] * 2)
+            if beam is not None:
+                beam.wait_ready()
+        except BaseException:
+            if beam is not None:
+                beam.close()
+            raise
         log.info(
             "loaded %s (%d parameters) on %s, %s; %s",
             settings.checkpoint,
             transcriber.num_parameters,
             transcriber.device,
             transcriber.precision,
-            f"beam search with {settings.lm}" if settings.lm else "greedy decoding (no LM)",
+            f"beam search with {settings.lm} in {settings.decode_processes} decoding processes"
+            if settings.lm
+            else "greedy decoding (no LM)",
         )
         return cls(
             transcriber,
@@ -72,7 +83,7 @@ class Engine:
             settings.batch_limits,
             metrics,
             settings.stream_window_seconds,
-            settings.decode_threads,
+            beam,
         )
 
     @property
@@ -83,19 +94,21 @@ class Engine:
         return await self.batcher.result_of(waveform)
 
     async def decode(self, log_probs: torch.Tensor, duration: float, decoding: Decoding) -> list[Transcript]:
-        """Greedy decoding takes microseconds, so it runs here; a beam search, on the pool."""
+        """Greedy decoding takes microseconds, so it runs here; a beam search, where :mod:`service.decoders` runs
+        them."""
         if isinstance(decoding, Greedy):
             return self.transcriber.decode(log_probs, duration, decoding)
+        if self.beam is None:
+            raise ValueError("beam search needs a language model: this server has none (ASR_LM)")
         if self._closed:
             raise Stopped("the service stopped before this audio was decoded")
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._decoding, self.transcriber.decode, log_probs, duration, decoding)
+        return await self.beam.decode(log_probs, self.transcriber.frame_seconds, duration, decoding)
 
     async def read_partial(self, read: StreamRead) -> tuple[torch.Tensor, Settled]:
         """Read an open utterance incrementally, batched with the other streams' reads and with file clips."""
         step = self.transcriber.model.config.stride * self.transcriber.info.feature_config.hop_length
         unsettled = max(0, read.audio.numel() - read.settled.frames * step)
-        return await self.batcher.submit(read, unsettled)
+        return await self.batcher.submit(read, unsettled, deferrable=True)
 
     def _recognise(self, items: list[torch.Tensor | StreamRead]) -> list:
         """Clips and stream reads of one batch, each kind in one forward pass: log-probabilities in the items' order."""
@@ -114,4 +127,5 @@ class Engine:
     def close(self) -> None:
         self._closed = True
         self.batcher.close()
-        self._decoding.shutdown(wait=True)
+        if self.beam is not None:
+            self.beam.close()

@@ -36,7 +36,9 @@ class Settings(BaseSettings):
     lm_weight: float | None = Field(None, ge=0, description="LM weight (alpha); unset: the LM's tuned value.")
     word_score: float | None = Field(None, description="Score per word (beta); unset: the LM's tuned value.")
     hotword_boost: float | None = Field(None, description="Default boost of request hotwords; unset: the LM's.")
-    decode_threads: int = Field(1, gt=0, description="Threads running beam searches beside the model's worker.")
+    decode_processes: int = Field(
+        1, ge=0, description="Processes running beam searches beside the model's; 0: one thread of the server's."
+    )
     device: str = Field("auto", description="auto (CUDA when present, else CPU), cpu, cuda or cuda:N.")
     precision: Precision = Field(
         "auto", description="auto (int8 on CPU, bf16 or fp16 on CUDA), fp32, bf16, fp16 or int8 (CPU only)."
@@ -79,11 +81,14 @@ class Settings(BaseSettings):
     stream_sample_rate: int = Field(
         16000, ge=MIN_SAMPLE_RATE, le=MAX_SAMPLE_RATE, description="PCM rate of streams sent no config."
     )
-    stream_endpoint_silence_ms: float = Field(500.0, gt=0, description="A pause this long ends an utterance.")
+    stream_vad: Literal["neural", "energy"] = Field(
+        "neural", description="Voice-activity detector: neural (Silero's network) or energy (level over the floor)."
+    )
+    stream_endpoint_silence_ms: float = Field(300.0, gt=0, description="A pause this long ends an utterance.")
     stream_max_utterance_seconds: float = Field(15.0, gt=0, description="Unbroken speech is cut this often.")
     stream_partial_interval_ms: float = Field(400.0, gt=0, description="New audio between two partial results.")
     stream_partial_beam_size: int = Field(
-        32, gt=0, le=MAX_BEAM_SIZE, description="Beam width of partial reads (their text is provisional)."
+        8, ge=0, le=MAX_BEAM_SIZE, description="Beam width of partial reads (their text is provisional); 0: greedy."
     )
     stream_window_seconds: float = Field(
         4.0, ge=0, description="Partial reads recompute only this much of an open utterance; 0 re-reads all of it."
@@ -150,6 +155,7 @@ class Settings(BaseSettings):
             endpoint_silence_ms=self.stream_endpoint_silence_ms,
             max_utterance_seconds=self.stream_max_utterance_seconds,
             partial_interval_ms=self.stream_partial_interval_ms,
+            detector=self.stream_vad,
         )
 
     @cached_property

@@ -28,6 +28,7 @@ from starlette import status
 
 from asr.audio import AudioDecodeError, check_sample_rate, sanitise
 from asr.beam import Beam
+from asr.decoding import Greedy
 from asr.features import resample
 from asr.incremental import Settled
 from asr.transcriber import Decoding
@@ -48,7 +49,7 @@ class StreamConfig:
     sample_rate: int
     """The PCM rate of streams that send no config."""
     partial_beam_size: int
-    """The widest beam of a partial read, whose text is provisional."""
+    """The widest beam of a partial read, whose text is provisional; 0 reads partials greedily."""
     vad: VadConfig
 
 
@@ -276,10 +277,12 @@ class Session:
         return Result(result=words, text=transcript.text)
 
     def _partial_decoding(self) -> Decoding:
-        """The stream's decoding with one hypothesis and at most the partial beam."""
+        """The stream's decoding with one hypothesis and at most the partial beam; greedy where that is 0."""
         if not isinstance(self.decoding, Beam):
             return self.decoding
         narrow = self.config.partial_beam_size
+        if not narrow:
+            return Greedy()
         return replace(self.decoding, alternatives=1, beam_size=min(narrow, self.decoding.beam_size or narrow))
 
     async def _read(self, utterance: Utterance, partial: bool = False) -> list[Transcript]:

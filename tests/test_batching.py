@@ -44,6 +44,15 @@ def test_pick_batch_takes_the_oldest_and_its_nearest_lengths():
     assert pick_batch([50, 10, 49, 90, 52, 51], limits, sample_rate=1) == [2, 0, 5]
 
 
+def test_pick_batch_takes_deferrable_work_after_the_rest_but_never_starves_it():
+    """A stream's final read must not queue behind the partial reads of 32 other streams."""
+    limits = replace(LIMITS, max_batch_size=3, max_batch_seconds=1000)
+    lengths, partial = [50, 50, 50, 50, 90, 10], [False, True, True, True, False, False]
+    assert pick_batch(lengths, limits, 1, partial) == [5, 0, 4]
+    assert pick_batch(lengths, limits, 1, [True] * 6) == [0, 1, 2]  # the oldest goes, partial or not
+    assert pick_batch(lengths, limits, 1, [True, *partial[1:]]) == [5, 0, 4]
+
+
 def test_pick_batch_keeps_padded_audio_under_the_limit():
     limits = replace(LIMITS, max_batch_size=16, max_batch_seconds=100)
     # 30 + 30 + 31 fits (3 x 31 = 93); a fourth at 31 would pad to 124.

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
-from asr.beam import MAX_HOTWORD_LETTERS, Beam, BeamDecoder
+from asr.beam import MAX_HOTWORD_LETTERS, Beam, BeamDecoder, kept_frames, restored
 from asr.decoding import greedy_decode
 from asr.language_model import DEFAULT_LM, Calibration, LanguageModel
 from asr.text import ALPHABET
@@ -82,6 +83,31 @@ def test_words_end_at_a_long_pause_even_without_a_space():
     apart = posteriors([*"d_o_o_r", *["_"] * 60, *"turn"])
     assert decoder.decode(apart, FRAME)[0].text == "door turn"
     assert decoder.decode(posteriors([*"d_o_o_r", *["_"] * 30, *"turn"]), FRAME)[0].text == "doorturn"
+
+
+def test_sure_blanks_are_skipped_without_changing_text_or_times(lm):
+    """Of each run of frames whose blank exceeds the threshold only the first reaches the search, so a doubled
+    letter stays doubled; words and times come out as with every frame searched, confidences within 0.1%."""
+    sure = {"_": 0.9999}
+    frames = [sure] * 5 + [*"in", sure, sure, sure, *"n", sure, *spoken(" the cat")] + [sure] * 30 + spoken(" sat")
+    lp = posteriors(frames)
+    kept = kept_frames(lp, 0.999)
+    assert kept.tolist()[:5] == [0, 5, 6, 7, 10] and len(kept) == len(frames) - 4 - 2 - 29
+    decoder = BeamDecoder(None, vocabulary=("in", "inn", "the", "cat", "sat"))
+    every = replace(decoder.defaults, blank_skip=1.0)
+    [skipping] = decoder.decode(lp, FRAME)
+    decoder.defaults = every
+    [searching_all] = decoder.decode(lp, FRAME)
+    assert skipping.text == searching_all.text == "inn the cat sat"
+    for skipped, full in zip(skipping.words, searching_all.words, strict=True):
+        assert (skipped.start, skipped.end) == (full.start, full.end)
+        assert skipped.confidence == pytest.approx(full.confidence, abs=1e-3)
+
+
+def test_a_letter_held_across_skipped_frames_stays_one_letter():
+    path, kept = np.array([3, 3, 0]), np.array([0, 4, 5])
+    assert restored(path, kept, 8).tolist() == [3, 3, 3, 3, 3, 0, 0, 0]
+    assert restored(np.array([3, 0, 3]), np.array([0, 2, 6]), 7).tolist() == [3, 0, 0, 0, 0, 0, 3]
 
 
 def test_a_hotword_wins_when_boosted_even_outside_the_vocabulary(lm):

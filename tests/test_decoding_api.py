@@ -76,7 +76,9 @@ def test_the_openai_client_sends_hotwords_in_its_extra_body(server, rare):
 def test_streams_take_phrase_list_and_give_alternatives(server):
     audio, _ = pcm(16000, sentences=[RARE])
     replies = {}
-    boosted_config = {"phrase_list": ["kubernetes"], "hotword_boost": 8, "max_alternatives": 3}
+    # The stream's segment, not the whole clip: with Silero's detector it starts 30 ms later than with the
+    # energy one, and sitting 18's model then needs boost 9 here (8 sufficed before); 10 keeps a margin.
+    boosted_config = {"phrase_list": ["kubernetes"], "hotword_boost": 10, "max_alternatives": 3}
     for name, config in {"plain": {}, "boosted": boosted_config}.items():
         with connect(ws_url(server[0])) as ws:
             ws.send(json.dumps({"config": {"sample_rate": 16000, **config}}))

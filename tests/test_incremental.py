@@ -15,6 +15,7 @@ from asr.model import AcousticModel
 from asr.transcriber import Transcriber
 from service.engine import Engine
 from service.metrics import Metrics
+from service.recogniser import transcribe
 from service.settings import Settings
 from service.vosk import Session
 from tests.support.speech import SENTENCES, speech
@@ -142,9 +143,9 @@ def test_a_stream_reads_partials_incrementally_and_its_final_in_full(sentences):
 
     try:
         replies, utterance, settled, final = asyncio.run(talk())
-        full = engine.transcriber.transcribe([(utterance, 16000)])[0].text
+        [full] = asyncio.run(transcribe(engine, utterance, engine.decoding))
     finally:
         engine.close()
     total = int(engine.transcriber.model.output_lengths(torch.tensor(utterance.numel() // 160 + 1)))
     assert engine.stream_window == 50 and settled.frames == total - 50
-    assert replies[-1]["partial"] and final["text"] == full
+    assert replies[-1]["partial"] and final["text"] == full.text

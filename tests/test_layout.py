@@ -1,7 +1,10 @@
 import ast
 import pathlib
+import re
 import subprocess
 import sys
+
+from service.settings import Settings
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -33,3 +36,14 @@ def test_the_client_loads_neither_torch_nor_the_service_nor_training():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_readme_lists_every_setting_with_its_default():
+    rows = dict(re.findall(r"^\| `ASR_([A-Z0-9_]+)` \| ([^|]+) \|", (ROOT / "README.md").read_text(), re.MULTILINE))
+    assert set(rows) == {name.upper() for name in Settings.model_fields}
+    for name, field in Settings.model_fields.items():
+        written = re.match(r"`([^`]*)`", rows[name.upper()].strip())
+        if written and isinstance(field.default, int | float) and not isinstance(field.default, bool):
+            assert float(written[1]) == field.default, f"README: ASR_{name.upper()} is {written[1]}"
+        elif written and isinstance(field.default, str):
+            assert written[1] == field.default, f"README: ASR_{name.upper()} is {written[1]}"

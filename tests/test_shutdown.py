@@ -15,7 +15,7 @@ from websockets.sync.client import connect
 from asr.audio import decode
 from asr.features import prepare_waveform
 from tests.support.servers import address, metric, post_in_background, serve, until_closed, wait_until
-from tests.support.speech import long_wav, speak
+from tests.support.speech import long_wav, speak, without_tail
 from training.metrics import cer
 
 SENTENCE = "turn off the kitchen lights"
@@ -23,7 +23,7 @@ SENTENCE = "turn off the kitchen lights"
 
 def test_sigterm_refuses_new_work_finishes_what_is_in_flight_and_exits_0(tmp_path):
     file_audio, file_text = long_wav(90)
-    speech = (prepare_waveform(*decode(speak(SENTENCE))) * 32767).to(torch.int16).numpy().tobytes()
+    speech = (without_tail(prepare_waveform(*decode(speak(SENTENCE)))) * 32767).to(torch.int16).numpy().tobytes()
     with serve(log=tmp_path / "log", drain_seconds=60) as (url, process):
         ws_url = url.replace("http://", "ws://") + "/v1/stream"
         with connect(ws_url) as stream:

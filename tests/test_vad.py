@@ -1,4 +1,5 @@
-"""Cutting a live stream into utterances: onsets, pauses, the length limit and the partial cadence."""
+"""Cutting a live stream into utterances: onsets, pauses, the length limit and the partial cadence (on tones,
+with the energy detector), and what each detector takes for speech."""
 
 from __future__ import annotations
 
@@ -7,11 +8,16 @@ from dataclasses import replace
 import pytest
 import torch
 
+from asr.audio import decode
+from asr.features import prepare_waveform, resample
 from service.settings import Settings
 from service.vad import Stream
+from tests.support.speech import speech
+from training.corpus import RECORDED_NOISE
 
 RATE = 8000
-VAD = Settings().vad
+VAD = replace(Settings().vad, detector="energy")
+NEURAL = replace(Settings().vad, detector="neural")
 
 
 def tone(seconds: float, level: float = 0.3) -> torch.Tensor:
@@ -95,3 +101,32 @@ def test_clicks_and_steady_noise_open_nothing_but_speech_over_noise_does():
     speech[RATE : 2 * RATE] += tone(1.0)
     [utterance] = feed(Stream(RATE, VAD), speech, 400)
     assert utterance.start == pytest.approx(1.0 - 0.2 + 0.03, abs=0.011)
+
+
+def test_the_network_takes_speech_for_speech_and_music_for_none_where_the_level_takes_both():
+    """Music is as loud and as uneven as speech: the energy detector cuts utterances out of it."""
+    music = prepare_waveform(*decode(RECORDED_NOISE / "frozen-mainzik-1p.ogg"))[: 4 * 16000]
+    music = 0.3 * music / music.abs().max()
+    stream = Stream(16000, NEURAL)
+    assert feed(stream, music, 6400) == [] and not stream.is_open
+    assert len(feed(Stream(16000, VAD), music, 6400)) >= 2
+    said = speech("open the garage door please")
+    voiced = torch.nonzero(said.abs() > 0.01).flatten()
+    audio = torch.cat([torch.zeros(8000), said, torch.zeros(16000)])
+    for rate in (16000, 8000):
+        at_rate = resample(audio, 16000, rate)
+        stream = Stream(rate, NEURAL)
+        [utterance] = feed(stream, at_rate, rate // 10)
+        assert not stream.is_open
+        # the onset within one 32 ms chunk and the 30 ms onset, less the 200 ms pre-roll, of the first sound
+        first, last = 0.5 + voiced[0] / 16000, 0.5 + voiced[-1] / 16000
+        assert first - 0.2 - 0.01 <= utterance.start <= first - 0.2 + 0.1
+        assert utterance.start + utterance.audio.numel() / rate >= last
+
+
+def test_the_network_decides_the_same_however_the_audio_is_chunked():
+    audio = torch.cat([torch.zeros(4000), speech("turn on the lights"), torch.zeros(12000), speech("thank you")])
+    whole = Stream(16000, NEURAL).feed(audio)
+    pieces = feed(Stream(16000, NEURAL), audio, chunk=1234)
+    assert len(whole) == len(pieces) == 1
+    assert whole[0].start == pieces[0].start and torch.equal(whole[0].audio, pieces[0].audio)

@@ -335,7 +335,7 @@ def _noise_audio(root: Path, audio: torch.Tensor, params: dict, voices: dict[str
     if params["kind"] == "gaussian":
         return augment.add_noise(audio, params["snr_db"], params["seed"], params["colour"])
     if params["kind"] == "recording":
-        recording = _recording(params["file"])
+        recording = recorded_sound(params["file"])
         start = int(params["start"] * max(0, recording.numel() - audio.numel()))
         return augment.mix(audio, recording[start : start + audio.numel()], params["snr_db"])
     talk = [speak(root, voices[voice], text) for voice, text in params["talkers"]]
@@ -354,14 +354,14 @@ def _quiet_audio(params: dict) -> torch.Tensor:
     elif params["kind"] == "hum":
         sound = augment.hum(samples, params["hz"], params["harmonics"])
     else:
-        recording = _recording(params["file"])
+        recording = recorded_sound(params["file"])
         start = int(params["start"] * max(0, recording.numel() - samples))
         sound = augment.looped(recording[start : start + samples], samples)
     return augment.at_level(sound, params["dbfs"])
 
 
 @functools.cache
-def _recording(name: str) -> torch.Tensor:
+def recorded_sound(name: str) -> torch.Tensor:
     path = RECORDED_NOISE / f"{name}.ogg"
     if not path.exists():
         raise FileNotFoundError(f"{path} not found (Debian: apt-get install frozen-bubble-data)")

@@ -43,6 +43,13 @@ def speech(text: str, voice: str = "en-us", rate: float = 1.0, sample_rate: int 
     return prepare_waveform(waveform, original, FeatureConfig(sample_rate=sample_rate))
 
 
+def without_tail(waveform: torch.Tensor, rate: int = 16000) -> torch.Tensor:
+    """``waveform`` up to 100 ms after its last sound: speech left open, which no endpoint can close (the
+    engines end a clip with a pause of 300 ms or more)."""
+    voiced = torch.nonzero(waveform.abs() > 0.01).flatten()
+    return waveform[: int(voiced[-1]) + 1 + rate // 10]
+
+
 def pcm(rate: int, pause: float = 1.0, sentences: list[str] = STREAM_SENTENCES) -> tuple[bytes, list[float]]:
     """The sentences spoken with pauses, as 16-bit PCM at ``rate``, and when each sentence starts."""
     parts, starts, at = [torch.zeros(rate // 2)], [], 0.5
