@@ -156,6 +156,12 @@ def batch_sizes(url: str) -> dict[str, float]:
     return {dict(labels)["le"]: n for (name, labels), n in found.items() if name == "asr_batch_size_bucket"}
 
 
+def partial_reads(url: str) -> dict[str, float]:
+    """Partial reads so far by outcome: read, or skipped while the model was behind."""
+    found = samples(httpx.get(f"{url}/metrics").text)
+    return {dict(labels)["outcome"]: n for (name, labels), n in found.items() if name == "asr_partial_reads_total"}
+
+
 def batch_distribution(before: dict[str, float], after: dict[str, float]) -> dict[str, int]:
     """Forward passes per batch-size bucket between two histogram readings (``"5-8"``: 5 to 8 clips)."""
     counts, below, low = {}, 0.0, 1
@@ -184,9 +190,12 @@ def file_levels(url: str, pid: int, levels: list[int], data: list[tuple[float, b
 def stream_levels(url: str, pid: int, levels: list[int], chunk_seconds: float) -> list[dict]:
     rows = []
     for count in levels:
+        before = partial_reads(url)
         with Sampler(pid) as sampler:
             row = asyncio.run(load.streams(url, count, pause=1.0, chunk_seconds=chunk_seconds))
         row |= sampler.report
+        done = {k: v - before.get(k, 0.0) for k, v in partial_reads(url).items()}
+        row["partial_reads_skipped_percent"] = round(100 * done.get("skipped", 0) / max(1, sum(done.values())), 1)
         print(json.dumps({"streams": {k: v for k, v in row.items() if not k.startswith("_")}}), flush=True)
         rows.append(row)
     return rows
@@ -279,6 +288,9 @@ def docs_block(result: dict) -> str:
         + " |",
         "| end of speech → final, p50 / p95 / p99, ms | "
         + " | ".join(" / ".join(_ms(r[f"final_ms_p{q}"]) for q in (50, 95, 99)) for r in streams)
+        + " |",
+        "| partial reads skipped, the model behind | "
+        + " | ".join(f"{r['partial_reads_skipped_percent']}%" for r in streams)
         + " |",
         "| lag behind real time at the end, s | " + " | ".join(f"{r['lag_s_max']}" for r in streams) + " |",
         "| audio in flight, mean / max, s | "

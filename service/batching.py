@@ -86,6 +86,11 @@ class Batcher:
         return len(self._pending)
 
     @property
+    def deferred_depth(self) -> int:
+        """Deferrable items waiting: the partial reads the model has not got to."""
+        return sum(job.deferrable for job in self._pending)
+
+    @property
     def audio_in_flight_seconds(self) -> float:
         """Audio waiting or being recognised: how far behind the worker is, in seconds of speech."""
         return sum(job.samples for job in [*self._pending, *self._running]) / self.sample_rate

@@ -90,6 +90,10 @@ class Engine:
     def queue_depth(self) -> int:
         return self.batcher.queue_depth
 
+    @property
+    def partial_backlog(self) -> int:
+        return self.batcher.deferred_depth
+
     async def log_probs(self, waveform: torch.Tensor) -> torch.Tensor:
         return await self.batcher.result_of(waveform)
 

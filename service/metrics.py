@@ -29,6 +29,12 @@ class Metrics:
         )
         self.audio = Counter("asr_audio_seconds", "Audio recognised, in seconds", ["source"], registry=r)
         self.streams = Gauge("asr_streams_in_flight", "Open WebSocket streams", registry=r)
+        self.partial_reads = Counter(
+            "asr_partial_reads",
+            "Partial reads of open utterances: read, or skipped while the model was behind",
+            ["outcome"],
+            registry=r,
+        )
         self.requests_in_flight = Gauge(
             "asr_requests_in_flight", "HTTP requests being answered (probes and metrics aside)", registry=r
         )

@@ -40,6 +40,11 @@ class Recogniser(Protocol):
         """Clips waiting to be read: how far behind the model is."""
         ...
 
+    @property
+    def partial_backlog(self) -> int:
+        """Partial reads of open utterances waiting for the model."""
+        ...
+
     async def log_probs(self, waveform: torch.Tensor) -> torch.Tensor:
         """``(frames, classes)`` log-probabilities of one mono clip at :attr:`sample_rate`."""
         ...

@@ -6,6 +6,7 @@ import asyncio
 import threading
 from collections.abc import Callable
 from dataclasses import replace
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -15,6 +16,8 @@ from asr.checkpoint import DEFAULT_CHECKPOINT
 from asr.features import prepare_waveform
 from asr.transcriber import Transcriber
 from service.batching import Batcher, BatchStats, Stopped, pick_batch
+from service.metrics import Metrics
+from service.routers.stream import _partial_gate
 from service.settings import Settings
 from tests.support.speech import speak
 
@@ -202,6 +205,41 @@ def test_audio_in_flight_counts_the_running_batch_and_the_queue():
     (during, depth), after = asyncio.run(scenario())
     assert during == 2.5 and depth == 1
     assert after == 0
+
+
+def test_waiting_partial_reads_are_counted_apart_and_gate_new_ones():
+    """The stream route reads a partial only while fewer than a batch of them wait; each decision is counted."""
+    release = threading.Event()
+
+    def run(items):
+        release.wait(5)
+        return ["ok"] * len(items)
+
+    async def scenario():
+        batcher = Batcher(run, 16000, replace(LIMITS, max_wait_ms=0, max_batch_size=2))
+        engine = SimpleNamespace(partial_backlog=0, queue_depth=0)
+        metrics = Metrics()
+        gate = _partial_gate(engine, Settings(max_batch_size=2), metrics)
+        try:
+            jobs = [asyncio.ensure_future(batcher.submit("read", 100, deferrable=True)) for _ in range(4)]
+            jobs.append(asyncio.ensure_future(batcher.submit("final", 100)))
+            while batcher.queue_depth + len(batcher._running) < 5:
+                await asyncio.sleep(0.01)
+            engine.partial_backlog, engine.queue_depth = batcher.deferred_depth, batcher.queue_depth
+            decisions = [gate(), gate()]
+            engine.partial_backlog = 1
+            decisions.append(gate())
+            release.set()
+            await asyncio.gather(*jobs)
+            return decisions, metrics
+        finally:
+            release.set()
+            batcher.close()
+
+    decisions, metrics = asyncio.run(scenario())
+    assert decisions == [False, False, True]
+    counted = metrics.partial_reads.labels("skipped")._value.get(), metrics.partial_reads.labels("read")._value.get()
+    assert counted == (2, 1)
 
 
 def test_out_of_memory_splits_the_batch_until_it_fits_and_fails_only_a_clip_too_big_alone():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from fastapi import APIRouter, WebSocket, status
 from starlette.datastructures import State
@@ -16,6 +17,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from service.batching import Stopped
 from service.metrics import Metrics
+from service.recogniser import Recogniser
 from service.settings import Settings
 from service.shutdown import Drain
 from service.vosk import ErrorReply, ProtocolError, Session, parse_command
@@ -39,6 +41,22 @@ async def _receive_unless_draining(websocket: WebSocket, drain: Drain, idle_seco
     if draining.done():
         return None
     raise ProtocolError(f"no message for {idle_seconds:g} s (ASR_STREAM_IDLE_SECONDS)", status.WS_1008_POLICY_VIOLATION)
+
+
+def _partial_gate(recogniser: Recogniser, settings: Settings, metrics: Metrics) -> Callable[[], bool]:
+    """Whether a stream may read its open utterance for a partial now: not while a batch's worth of partial
+    reads is still waiting for the model. Skipping one repeats the last partial and keeps the backlog, and
+    the streams' lag, bounded; finals are always read."""
+
+    def may_read() -> bool:
+        allowed = (
+            recogniser.partial_backlog < settings.max_batch_size
+            and recogniser.queue_depth < settings.stream_limits.max_queue
+        )
+        metrics.partial_reads.labels("read" if allowed else "skipped").inc()
+        return allowed
+
+    return may_read
 
 
 def _refusal(state: State) -> tuple[str, int] | None:
@@ -68,7 +86,7 @@ async def stream(websocket: WebSocket) -> None:
     session = Session(
         recogniser,
         settings.stream,
-        may_read_partial=lambda: recogniser.queue_depth < limits.max_queue,
+        may_read_partial=_partial_gate(recogniser, settings, metrics),
         on_audio=metrics.audio.labels("stream").inc,
     )
     state.open_streams += 1

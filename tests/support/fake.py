@@ -67,6 +67,10 @@ class FakeRecogniser:
     def queue_depth(self) -> int:
         return self.waiting
 
+    @property
+    def partial_backlog(self) -> int:
+        return 0
+
     def release(self) -> None:
         """Let held reads go on; callable from any thread."""
         self.hold = False
