@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 import uvicorn
 from fastapi import FastAPI
 
@@ -30,6 +31,7 @@ def uvicorn_config(app: FastAPI, settings: Settings, log_config: dict | None = N
 
 def main() -> None:
     settings = Settings()
+    torch.set_num_threads(settings.threads)  # here, not in the app: tests run apps inside their own process
     app = create_app(settings)
     Server(uvicorn_config(app, settings, logs.config(settings.log_level, settings.log_format)), app).run()
 

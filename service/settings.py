@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import os
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -23,6 +25,17 @@ from service.vosk import StreamConfig
 from service.windowing import Windowing
 
 
+def available_cores(cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
+    """The cores this process may use: its affinity, or its container's CPU quota where that is less (a pod
+    limited to 2 CPUs on a 64-core node sees 64 in its affinity)."""
+    cores = len(os.sched_getaffinity(0))
+    try:
+        quota, period = cpu_max.read_text().split()
+    except (OSError, ValueError):
+        return cores
+    return cores if quota == "max" else max(1, min(cores, math.ceil(int(quota) / int(period))))
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ASR_", frozen=True)
 
@@ -38,6 +51,9 @@ class Settings(BaseSettings):
     hotword_boost: float | None = Field(None, description="Default boost of request hotwords; unset: the LM's.")
     decode_processes: int = Field(
         1, ge=0, description="Processes running beam searches beside the model's; 0: one thread of the server's."
+    )
+    torch_threads: int = Field(
+        0, ge=0, description="PyTorch threads of the server; 0: the cores less one per decoding process and one more."
     )
     device: str = Field("auto", description="auto (CUDA when present, else CPU), cpu, cuda or cuda:N.")
     precision: Precision = Field(
@@ -72,7 +88,9 @@ class Settings(BaseSettings):
     )
 
     max_batch_size: int = Field(16, gt=0, description="Most clips (file windows, stream decodes) per forward pass.")
-    max_batch_seconds: float = Field(320.0, gt=0, description="Most padded audio per forward pass, in seconds.")
+    max_batch_seconds: float = Field(
+        60.0, gt=0, description="Most padded audio per forward pass, in seconds (on a GPU, raise it: 320)."
+    )
     max_wait_ms: float = Field(10.0, ge=0, description="How long a clip may wait for others to share its batch.")
     window_seconds: float = Field(20.0, gt=0, description="Files longer than this are cut into windows this long.")
     window_overlap_seconds: float = Field(4.0, ge=0, description="Overlap between neighbouring windows.")
@@ -119,6 +137,15 @@ class Settings(BaseSettings):
     @property
     def cors_origin_list(self) -> list[str]:
         return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]
+
+    @property
+    def threads(self) -> int:
+        """``torch_threads``, or where it is 0 the cores left to the model: the event loop and each decoding
+        process keep one. On 2 cores that is 1: two threads made small kernels wait on each other and on the
+        rest of the server (``python -m bench.suite --set torch_threads=2``: docs/performance.md)."""
+        if self.torch_threads:
+            return self.torch_threads
+        return max(1, available_cores() - 1 - self.decode_processes)
 
     @cached_property
     def batch_limits(self) -> BatchLimits:

@@ -220,7 +220,7 @@ def test_the_cpu_override_drops_the_gpu_reservation():
     asr = compose("docker-compose.cpu.yml")["services"]["asr"]
     assert asr["deploy"]["resources"]["reservations"]["devices"] == []
     assert "devices: !reset []" in (ROOT / "docker-compose.cpu.yml").read_text()
-    assert asr["environment"] == {"ASR_DEVICE": "cpu"}
+    assert asr["environment"] == {"ASR_DEVICE": "cpu", "ASR_MAX_BATCH_SECONDS": "60"}
 
 
 def test_the_proxy_and_prometheus_configs_are_in_the_repo_and_reach_every_replica():

@@ -10,7 +10,7 @@ from torch.ao.nn.quantized import dynamic
 from asr import precision
 from asr.precision import _InBf16, native_bf16, resolve
 from asr.transcriber import Transcriber
-from service.settings import Settings
+from service.settings import Settings, available_cores
 from tests.support.speech import SENTENCES, speech
 from training.metrics import cer
 
@@ -28,6 +28,24 @@ def test_an_unknown_precision_setting_is_refused_before_start_up(monkeypatch):
     monkeypatch.setenv("ASR_PRECISION", "int4")
     with pytest.raises(pydantic.ValidationError, match="precision"):
         Settings()
+
+
+def test_the_server_s_threads_leave_a_core_to_the_event_loop_and_one_to_each_decoding_process(monkeypatch):
+    monkeypatch.setattr("service.settings.available_cores", lambda: 8)
+    assert Settings().threads == 6 and Settings(decode_processes=3).threads == 4
+    assert Settings(decode_processes=9).threads == 1 and Settings(torch_threads=3).threads == 3
+    monkeypatch.setattr("service.settings.available_cores", lambda: 2)
+    assert Settings().threads == 1
+
+
+def test_a_container_s_cpu_quota_bounds_the_cores(tmp_path, monkeypatch):
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(64)))
+    cpu_max = tmp_path / "cpu.max"
+    cpu_max.write_text("250000 100000\n")  # 2.5 CPUs
+    assert available_cores(cpu_max) == 3
+    cpu_max.write_text("max 100000\n")
+    assert available_cores(cpu_max) == 64
+    assert available_cores(tmp_path / "absent") == 64
 
 
 def test_int8_quantises_the_grus_and_linears_and_keeps_the_text():
