@@ -19,6 +19,7 @@ from starlette.websockets import WebSocket
 from service.errors import error_response
 
 PROTECTED = "/v1/"
+"""Protected paths begin with it; and the stream at ``/``, where Vosk's clients connect."""
 MESSAGE = "a valid API key is required: send 'Authorization: Bearer KEY' (or ?api_key=KEY on the WebSocket)"
 
 
@@ -54,7 +55,7 @@ class ApiKeys:
         if (
             not self.keys
             or scope["type"] not in ("http", "websocket")
-            or not scope["path"].startswith(PROTECTED)
+            or not (scope["path"].startswith(PROTECTED) or (scope["type"] == "websocket" and scope["path"] == "/"))
             or authorised(scope, self.keys)
         ):
             await self.app(scope, receive, send)

@@ -26,8 +26,10 @@ import json
 import logging
 import resource
 
+from starlette import status
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
 
 from service.errors import error_body
@@ -160,7 +162,17 @@ def protocol(settings: Settings) -> type[HttpToolsProtocol]:
 
 
 class WebSocket(WebSocketsSansIOProtocol):
-    """uvicorn's WebSocket protocol, refusing a bad handshake (no ``Sec-WebSocket-Key``, say) in JSON."""
+    """uvicorn's WebSocket protocol, refusing a bad handshake (no ``Sec-WebSocket-Key``, say) in JSON, and
+    naming the limit before it closes a stream whose message is too big."""
+
+    def handle_parser_exception(self) -> None:
+        """A message past ``ASR_STREAM_MAX_MESSAGE_BYTES`` is refused by the protocol before the app sees it,
+        with close code 1009; like every other stream error, an ``{"error"}`` message goes first."""
+        if self.conn.close_sent is not None and self.conn.close_sent.code == status.WS_1009_MESSAGE_TOO_BIG:
+            limit = self.config.ws_max_size
+            error = {"error": f"a message may hold at most {limit} bytes (ASR_STREAM_MAX_MESSAGE_BYTES)"}
+            self.transport.write(Frame(Opcode.TEXT, json.dumps(error).encode()).serialize(mask=False))
+        super().handle_parser_exception()
 
     def handle_connect(self, event: Request) -> None:
         response = self.conn.accept(event)

@@ -110,13 +110,26 @@ def test_a_stream_authenticates_by_header_or_by_query_parameter(locked, how):
     assert any("result" in reply for reply in replies)
 
 
-def test_a_stream_without_a_key_gets_an_error_and_1008(locked):
+@pytest.mark.parametrize("path", ["/v1/stream", "", "/"])
+def test_a_stream_without_a_key_gets_an_error_and_1008(locked, path):
+    """Vosk's clients connect to ``ws://host:port``: the root path needs the key as /v1/stream does."""
     url, _ = locked
-    with connect(url.replace("http://", "ws://") + "/v1/stream?api_key=wrong") as ws:
+    with connect(url.replace("http://", "ws://") + f"{path}?api_key=wrong") as ws:
         assert json.loads(ws.recv(timeout=10))["error"].startswith("a valid API key is required")
         with pytest.raises(ConnectionClosed) as closed:
             ws.recv(timeout=10)
     assert closed.value.rcvd.code == 1008
+
+
+def test_vosk_clients_stream_at_the_root_and_a_browser_still_gets_the_page_there(locked):
+    url, _ = locked
+    audio, _ = pcm(16000, sentences=["what time is it"])
+    with connect(url.replace("http://", "ws://"), additional_headers=bearer(KEYS[1])) as ws:  # as Vosk's clients
+        ws.send('{"config": {"sample_rate": 16000}}')
+        replies = session(ws, audio, 6400)
+    assert any(reply.get("text") == TEXT for reply in replies)
+    page = httpx.get(f"{url}/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
 
 
 def test_cors_admits_the_configured_origin_only(locked):

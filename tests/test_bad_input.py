@@ -688,8 +688,10 @@ STREAM_CASES = [
     ),  # fmt: skip
     Case(
         "a message past `ASR_STREAM_MAX_MESSAGE_BYTES`",
-        "close 1009 (message too big)",
-        lambda s: _closes(s, [b"\0" * (LIMITS["stream_max_message_bytes"] + 2)], 1009, ""),
+        "error message naming the limit, close 1009",
+        lambda s: _closes(
+            s, [b"\0" * (LIMITS["stream_max_message_bytes"] + 2)], 1009, "a message may hold at most 262144 bytes"
+        ),
     ),
     Case("audio after `eof`", "the last result, close 1000; the rest is ignored", _audio_after_eof),
     Case(

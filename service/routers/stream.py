@@ -1,4 +1,5 @@
-"""``WS /v1/stream``: the Vosk protocol (:mod:`service.vosk`) over a WebSocket.
+"""``WS /v1/stream``, and ``WS /`` where Vosk's clients connect (``ws://host:port``; a browser's ``GET /`` still
+gets the page): the Vosk protocol (:mod:`service.vosk`) over a WebSocket.
 
 When the server shuts down, each stream gets its last result, as after eof, and a close with 1001
 (going away): reconnect, to another replica.
@@ -73,6 +74,7 @@ def _refusal(state: State) -> tuple[str, int] | None:
 
 
 @router.websocket("/v1/stream")
+@router.websocket("/")
 async def stream(websocket: WebSocket) -> None:
     await websocket.accept()
     state: State = websocket.app.state
