@@ -100,6 +100,17 @@ def _refuse(message: str) -> PydanticCustomError:
     return PydanticCustomError("vosk", message)
 
 
+def _as_vosk_reads(value: object) -> object:
+    """A number as Vosk's server reads one, with Python's ``int()``: 2, 2.0, 2.7 and "2" are 2. What ``int()``
+    refuses ("2.5", null, a list) stays as it is, for the field's own check to refuse."""
+    if isinstance(value, bool) or (isinstance(value, float) and not math.isfinite(value)):
+        return value
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return value
+
+
 class VoskConfig(DecodingQuery):
     """A config message's fields: Vosk's, then this service's decoding fields as in the REST query. Fields left
     out keep the stream's values (its rate, encoding and ``words``) or the server's (the decoding)."""
@@ -116,7 +127,7 @@ class VoskConfig(DecodingQuery):
     @classmethod
     def _rate(cls, value: object) -> int:
         try:
-            return check_sample_rate(value)
+            return check_sample_rate(_as_vosk_reads(value))
         except AudioDecodeError as error:
             raise _refuse(str(error).replace("the sample rate", "sample_rate")) from None
 
@@ -135,9 +146,11 @@ class VoskConfig(DecodingQuery):
     @field_validator("max_alternatives", mode="before")
     @classmethod
     def _alternatives(cls, value: object) -> int:
-        if type(value) is not int or not 0 <= value <= MAX_ALTERNATIVES:
-            raise _refuse(f"max_alternatives must be a whole number from 0 to {MAX_ALTERNATIVES}, not {value!r}")
-        return value
+        """Vosk takes any count (its own example sends 20); past :data:`MAX_ALTERNATIVES` results carry that many."""
+        count = _as_vosk_reads(value)
+        if type(count) is not int or count < 0:
+            raise _refuse(f"max_alternatives must be a whole number from 0 up, not {value!r}")
+        return min(count, MAX_ALTERNATIVES)
 
     @field_validator("hotwords", mode="before")
     @classmethod

@@ -88,6 +88,23 @@ def test_max_alternatives_gives_that_many_with_confidences():
     assert [a["confidence"] for a in result["alternatives"]] == [0.3333] * 3
 
 
+@pytest.mark.parametrize(
+    ("config", "taken"),
+    [
+        ({"max_alternatives": 20}, (None, 10)),  # Vosk's own test_alternatives.py sends 20
+        ({"max_alternatives": "2"}, (None, 2)),
+        ({"max_alternatives": 2.0}, (None, 2)),
+        ({"sample_rate": "16000"}, (16000, 0)),
+        ({"sample_rate": 8000.0, "max_alternatives": " 3 "}, (8000, 3)),
+    ],
+)
+def test_numbers_are_read_as_vosk_reads_them_and_alternatives_capped(config, taken):
+    session = Session(FakeRecogniser(), CONFIG)
+    session.configure(config)
+    rate, alternatives = taken
+    assert (session.sample_rate, session.alternatives) == (rate or CONFIG.sample_rate, alternatives)
+
+
 def test_a_config_sets_rate_encoding_and_decoding_and_later_fields_keep_earlier_ones():
     session = Session(FakeRecogniser(), CONFIG)
     session.configure({"sample_rate": 8000.0, "encoding": "pcm_f32le", "phrase_list": ["kubernetes"]})
@@ -126,9 +143,10 @@ def test_every_second_of_audio_is_counted():
         ({"sample_rate": 100}, "sample_rate must be a number from 4000 to 192000 Hz, not 100"),
         ({"sample_rate": None}, "sample_rate must be a number"),
         ({"encoding": "mulaw"}, "encoding must be one of pcm_s16le, pcm_f32le, not 'mulaw'"),
-        ({"max_alternatives": 11}, "max_alternatives must be a whole number from 0 to 10, not 11"),
-        ({"max_alternatives": -1}, "max_alternatives must be a whole number from 0 to 10, not -1"),
-        ({"max_alternatives": "3"}, "max_alternatives must be a whole number"),
+        ({"max_alternatives": -1}, "max_alternatives must be a whole number from 0 up, not -1"),
+        ({"max_alternatives": "3.5"}, "max_alternatives must be a whole number from 0 up, not '3.5'"),
+        ({"max_alternatives": None}, "max_alternatives must be a whole number"),
+        ({"sample_rate": "16000.0"}, "sample_rate must be a number from 4000 to 192000 Hz, not '16000.0'"),
         ({"phrase_list": "kubernetes"}, "phrase_list must be a list of words or phrases, not 'kubernetes'"),
         ({"phrase_list": ["a" * 100_000]}, "phrase_list: at most 8192 characters in all"),
         ({"phrase_list": ["a" * 60]}, "phrase_list: aaaaaaaaaaaaaaaaaaaa... is longer than 48 letters"),
