@@ -111,7 +111,9 @@ class Settings(BaseSettings):
     stream_window_seconds: float = Field(
         4.0, ge=0, description="Partial reads recompute only this much of an open utterance; 0 re-reads all of it."
     )
-    stream_idle_seconds: float = Field(30.0, gt=0, description="A stream silent this long is closed (1008).")
+    stream_idle_seconds: float = Field(
+        600.0, gt=0, description="A stream silent this long is closed (1008): long enough for push-to-talk clients."
+    )
     stream_max_message_bytes: int = Field(
         1024 * 1024, gt=0, description="Largest WebSocket message; bigger ones close the stream (1009)."
     )
