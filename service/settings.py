@@ -97,7 +97,7 @@ class Settings(BaseSettings):
     windows_in_flight: int = Field(4, gt=0, description="Windows of one file queued at once (bounds its memory).")
 
     stream_sample_rate: int = Field(
-        16000, ge=MIN_SAMPLE_RATE, le=MAX_SAMPLE_RATE, description="PCM rate of streams sent no config."
+        8000, ge=MIN_SAMPLE_RATE, le=MAX_SAMPLE_RATE, description="PCM rate of streams sent no config (Vosk's default)."
     )
     stream_vad: Literal["neural", "energy"] = Field(
         "neural", description="Voice-activity detector: neural (Silero's network) or energy (level over the floor)."

@@ -201,6 +201,7 @@ def _odd_bytes(s: Servers) -> None:
     texts = []
     for chunk in (3001, 3200):
         with connect(_ws(s)) as ws:
+            ws.send(json.dumps({"config": {"sample_rate": 16000}}))
             replies = session(ws, audio, chunk)
             assert len(replies) == -(-len(audio) // chunk)
             texts.append(next(r["text"] for r in replies if "result" in r))

@@ -131,7 +131,13 @@ def test_audio_cut_shorter_than_what_was_settled_is_read_afresh(transcriber, sen
 
 
 def test_a_stream_reads_partials_incrementally_and_its_final_in_full(sentences):
-    settings = Settings(device="cpu", precision="fp32", stream_window_seconds=1.0, stream_endpoint_silence_ms=2000)
+    settings = Settings(
+        device="cpu",
+        precision="fp32",
+        stream_window_seconds=1.0,
+        stream_endpoint_silence_ms=2000,
+        stream_sample_rate=16000,
+    )
     engine = Engine.load(settings, Metrics())
     whole_reads = sentences[: sentences.numel() // READ * READ]  # so that the last chunk is read too
     pcm = (whole_reads * 32767).round().to(torch.int16).numpy().tobytes()

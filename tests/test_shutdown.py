@@ -24,7 +24,7 @@ SENTENCE = "turn off the kitchen lights"
 def test_sigterm_refuses_new_work_finishes_what_is_in_flight_and_exits_0(tmp_path):
     file_audio, file_text = long_wav(90)
     speech = (without_tail(prepare_waveform(*decode(speak(SENTENCE)))) * 32767).to(torch.int16).numpy().tobytes()
-    with serve(log=tmp_path / "log", drain_seconds=60) as (url, process):
+    with serve(log=tmp_path / "log", drain_seconds=60, stream_sample_rate=16000) as (url, process):
         ws_url = url.replace("http://", "ws://") + "/v1/stream"
         with connect(ws_url) as stream:
             for i in range(0, len(speech), 6400):  # an utterance left open: speech, no pause after it

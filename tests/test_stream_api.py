@@ -44,6 +44,17 @@ def test_partials_then_one_result_per_utterance_timed_from_the_stream_start(serv
         assert all(0 < w["conf"] <= 1 and w["start"] < w["end"] for w in result["result"])
 
 
+def test_a_stream_sent_no_config_is_read_at_vosk_s_default_of_8000_hz(server):
+    """Vosk's Asterisk module and Node example send no config; Vosk's server then reads 8 kHz."""
+    audio, _ = pcm(8000, sentences=["turn off the kitchen lights"])
+    with connect(ws_url(server[0])) as ws:
+        replies = session(ws, audio, 1600)
+        ws.send('{"eof" : 1}')
+        replies.append(json.loads(ws.recv(timeout=30)))
+    [text] = [r["text"] for r in replies if r.get("text")]
+    assert cer(["turn off the kitchen lights"], [text]) <= 0.35, text
+
+
 def test_without_words_a_result_carries_only_text_and_eof_flushes_the_open_utterance(server):
     audio, _ = pcm(16000, pause=0.0, sentences=["turn off the kitchen lights"])
     cut = audio[: 2 * 16000 * 3 // 2]  # the first 1.5 s: half a second of silence, then the speech breaks off
@@ -60,6 +71,7 @@ def test_reset_answers_with_the_open_utterance_and_starts_afresh(server):
     audio, _ = pcm(16000, pause=0.0, sentences=["turn off the kitchen lights"])
     audio = audio[: 2 * without_tail(torch.frombuffer(bytearray(audio), dtype=torch.int16) / 32768).numel()]
     with connect(ws_url(server[0])) as ws:
+        ws.send(json.dumps({"config": {"sample_rate": 16000}}))
         session(ws, audio, 4000)
         assert metric(server[0], "asr_streams_in_flight") == 1
         ws.send('{"reset" : 1}')

@@ -15,8 +15,9 @@ from service.settings import Settings
 from service.vosk import ProtocolError, Session, VoskConfig, parse_command
 from tests.support.fake import FakeRecogniser
 
-CONFIG = Settings(stream_vad="energy").stream
-"""The session's protocol on tones, which the energy detector takes for speech and Silero's network does not."""
+CONFIG = Settings(stream_vad="energy", stream_sample_rate=16000).stream
+"""The session's protocol on 16 kHz tones, which the energy detector takes for speech and Silero's network does
+not."""
 RATE = 16000
 
 
