@@ -17,12 +17,11 @@ from pathlib import Path
 
 import torch
 
-from asr import checkpoint
 from asr.beam import Beam, BeamDecoder
 from asr.checkpoint import DEFAULT_CHECKPOINT
 from asr.decoding import greedy_decode
 from asr.language_model import DEFAULT_LM, DecodingDefaults, LanguageModel
-from bench.decoding import _timed, read, table
+from bench.decoding import _timed, acoustic_model, read, table
 from training.metrics import cer, wer
 
 OPTIONS = [(128, 15.0, 1.0), (128, 15.0, 0.999), (128, 10.0, 1.0), (128, 10.0, 0.999), (32, 10.0, 0.999)]
@@ -64,9 +63,7 @@ def main() -> None:
     parser.add_argument("--lm", type=Path, default=DEFAULT_LM)
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args()
-    torch.set_num_threads(min(2, torch.get_num_threads()))
-    model, info = checkpoint.load(args.checkpoint, "cpu")
-    frame_seconds = model.config.frame_seconds(info.feature_config)
+    model, info, frame_seconds = acoustic_model(args.checkpoint)
     lm = LanguageModel.load(args.lm)
     results = {"checkpoint": str(args.checkpoint), "lm": str(args.lm)}
     for folder in args.sets:

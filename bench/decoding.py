@@ -40,6 +40,13 @@ def _timed(decode, log_probs: list[torch.Tensor], frame_seconds: float) -> tuple
     return texts, 1000 * (time.perf_counter() - started) / audio
 
 
+def acoustic_model(path: Path) -> tuple:
+    """The checkpoint's model, its info and its frame length, on the CPU with at most two threads."""
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    model, info = checkpoint.load(path, "cpu")
+    return model, info, model.config.frame_seconds(info.feature_config)
+
+
 def read(folder: Path, model, info) -> tuple[list[torch.Tensor], list[str]]:
     """Each utterance's log-probabilities (the acoustic model run once, in fp32) and its reference."""
     dataset = FeatureDataset(load([folder], info.feature_config), info.feature_config)
@@ -112,9 +119,7 @@ def main() -> None:
     parser.add_argument("--sweeps", type=int, default=5, help="hotwords whose effect on all of dev is measured")
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args()
-    torch.set_num_threads(min(2, torch.get_num_threads()))
-    model, info = checkpoint.load(args.checkpoint, "cpu")
-    frame_seconds = model.config.frame_seconds(info.feature_config)
+    model, info, frame_seconds = acoustic_model(args.checkpoint)
     lm = LanguageModel.load(args.lm)
     results: dict = {"checkpoint": str(args.checkpoint), "lm": str(args.lm), "decoding": lm.defaults.__dict__}
     for split in args.splits:

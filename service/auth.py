@@ -19,7 +19,6 @@ from starlette.websockets import WebSocket
 from service.errors import error_response
 
 PROTECTED = "/v1/"
-"""Protected paths begin with it; and the stream at ``/``, where Vosk's clients connect."""
 MESSAGE = "a valid API key is required: send 'Authorization: Bearer KEY' (or ?api_key=KEY on the WebSocket)"
 
 
@@ -45,6 +44,11 @@ def authorised(scope: Scope, keys: tuple[bytes, ...]) -> bool:
     return matched
 
 
+def protected(scope: Scope) -> bool:
+    """The API under ``/v1/``, and the stream at ``/``, where Vosk's clients connect."""
+    return scope["path"].startswith(PROTECTED) or (scope["type"] == "websocket" and scope["path"] == "/")
+
+
 class ApiKeys:
     """ASGI middleware: ``keys`` are the digests of the accepted keys; none means the API is open."""
 
@@ -55,7 +59,7 @@ class ApiKeys:
         if (
             not self.keys
             or scope["type"] not in ("http", "websocket")
-            or not (scope["path"].startswith(PROTECTED) or (scope["type"] == "websocket" and scope["path"] == "/"))
+            or not protected(scope)
             or authorised(scope, self.keys)
         ):
             await self.app(scope, receive, send)

@@ -1,4 +1,4 @@
-"""Silero VAD's network in PyTorch, with each stream's state held by the caller, for batched detection.
+"""Silero VAD's network in PyTorch, with each stream's state held by the caller.
 
 The ``silero-vad`` wheel ships the weights (``silero_vad_16k.safetensors``) beside a TorchScript model
 that keeps one hidden state inside itself; written out here, the state belongs to each stream. The
