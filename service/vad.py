@@ -55,7 +55,8 @@ class Utterance:
     start: float
     """Seconds from the start of the stream."""
     audio: torch.Tensor
-    """Mono samples at the stream's rate."""
+    rate: int
+    """The stream's rate, which a config may change between utterances."""
 
 
 _FRAME_SECONDS = 0.01
@@ -102,8 +103,9 @@ class NeuralDetector:
     ``silence_probability``.
     """
 
-    def __init__(self, sample_rate: int, config: VadConfig):
-        self.rate, self.config = sample_rate, config
+    def __init__(self, sample_rate: int, config: VadConfig, start: float = 0.0):
+        """``start``: seconds of the client's stream before this audio (a stream whose format changed goes on)."""
+        self.rate, self.config, self.start = sample_rate, config, start
         self._probabilities = silero.SpeechProbabilities()
         self._fed = 0
         """16 kHz samples given to the network so far."""
@@ -139,8 +141,9 @@ class NeuralDetector:
 class Stream:
     """The audio of one stream at its own rate, split into utterances as it arrives."""
 
-    def __init__(self, sample_rate: int, config: VadConfig):
-        self.rate, self.config = sample_rate, config
+    def __init__(self, sample_rate: int, config: VadConfig, start: float = 0.0):
+        """``start``: seconds of the client's stream before this audio (a stream whose format changed goes on)."""
+        self.rate, self.config, self.start = sample_rate, config, start
         self.frame = max(1, round(sample_rate * _FRAME_SECONDS))
         self.detector: Detector = (
             NeuralDetector(sample_rate, config) if config.detector == "neural" else EnergyDetector(config)
@@ -176,7 +179,12 @@ class Stream:
     def open_utterance(self) -> Utterance | None:
         if self._open is None or not self._open:
             return None
-        return Utterance(self._open_start / self.rate, torch.cat(self._open))
+        return self._utterance(self._open)
+
+    @property
+    def end(self) -> float:
+        """Seconds from the start of the client's stream to the end of the audio fed so far."""
+        return self.start + (self._position + self._leftover.numel()) / self.rate
 
     def partial_due(self) -> bool:
         """Whether the open utterance has grown by a partial interval since it was last read."""
@@ -215,12 +223,15 @@ class Stream:
         if self._silent * 10 >= config.endpoint_silence_ms:
             # Keep a little of the pause: the model saw trailing silence in training too.
             keep = len(self._open) - self._silent + round(config.preroll_ms / 10)
-            utterance = Utterance(self._open_start / self.rate, torch.cat(self._open[:keep]))
+            utterance = self._utterance(self._open[:keep])
             self._open, self._onset = None, 0
             return [utterance]
         if self._open_samples >= config.max_utterance_seconds * self.rate:
-            utterance = Utterance(self._open_start / self.rate, torch.cat(self._open))
+            utterance = self._utterance(self._open)
             self._open, self._open_start, self._open_samples = [], self._position, 0
             self._silent = self._read_at = 0
             return [utterance]
         return []
+
+    def _utterance(self, frames: list[torch.Tensor]) -> Utterance:
+        return Utterance(self.start + self._open_start / self.rate, torch.cat(frames), self.rate)

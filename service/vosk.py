@@ -1,15 +1,16 @@
 """The Vosk server's WebSocket protocol, free of the network: messages in, replies out, for one stream.
 
-Existing Vosk clients work unchanged: an optional ``{"config": {...}}`` text message first (no
-reply), then binary 16-bit little-endian mono PCM in chunks of any size, each answered by exactly
-one message: ``{"partial": ...}`` while an utterance is open, or ``{"result": [...], "text": ...}``
-when one closed in that chunk. The config takes Vosk's ``phrase_list`` (here: hotwords to favour,
-not a closed grammar) and ``max_alternatives`` (results become ``{"alternatives": [...]}``, each
-with its ``confidence``), and this service's decoding fields, as in the REST query: ``decoder``,
-``beam_size``, ``lm_weight``, ``word_score``, ``hotword_boost``. ``{"eof" : 1}`` answers with the
-last result and closes; ``{"reset" : 1}`` answers with the open utterance's result and starts a new
-one. Problems raise :class:`ProtocolError`, which the route answers with ``{"error": ...}`` and its
-close code. ``service.routers.stream`` carries this over the socket.
+Existing Vosk clients work unchanged: ``{"config": {...}}`` text messages (no reply; usually one
+first, but taken at any time: :meth:`Session.configure`), binary 16-bit little-endian mono PCM in
+chunks of any size, each answered by exactly one message: ``{"partial": ...}`` while an utterance is
+open, or ``{"result": [...], "text": ...}`` when one closed in that chunk. The config takes Vosk's
+``phrase_list`` (here: hotwords to favour, not a closed grammar) and ``max_alternatives`` (results
+become ``{"alternatives": [...]}``, each with its ``confidence``), and this service's decoding fields,
+as in the REST query: ``decoder``, ``beam_size``, ``lm_weight``, ``word_score``, ``hotword_boost``.
+``{"eof" : 1}`` answers with the last result and closes; ``{"reset" : 1}`` answers with the open
+utterance's result and starts a new one. Problems raise :class:`ProtocolError`, which the route
+answers with ``{"error": ...}`` and its close code. ``service.routers.stream`` carries this over the
+socket.
 """
 
 from __future__ import annotations
@@ -160,11 +161,14 @@ class VoskConfig(DecodingQuery):
         return value
 
     @classmethod
-    def parse(cls, config: object) -> VoskConfig:
+    def parse(cls, config: object, earlier: dict[str, object] | None = None) -> VoskConfig:
+        """``config`` over the fields of ``earlier`` configs; one that names a ``decoder`` starts the decoding
+        afresh (``{"decoder": "greedy"}`` drops an earlier ``phrase_list``)."""
         if not isinstance(config, dict):
             raise ProtocolError('config must be an object, e.g. {"config": {"sample_rate": 16000}}', _INVALID)
+        kept = {k: v for k, v in (earlier or {}).items() if "decoder" not in config or k not in _DECODING_FIELDS}
         try:
-            return cls.model_validate(config)
+            return cls.model_validate({**kept, **config})
         except ValidationError as error:
             problems = [
                 e["msg"] if e["type"] == "vosk" else f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
@@ -174,6 +178,7 @@ class VoskConfig(DecodingQuery):
 
 
 _INVALID = status.WS_1007_INVALID_FRAME_PAYLOAD_DATA
+_DECODING_FIELDS = {"phrase_list", "max_alternatives", *DecodingQuery.model_fields} - {"hotwords"}
 
 
 def parse_command(text: str) -> dict:
@@ -212,31 +217,43 @@ class Session:
         self.decoding: Decoding = recogniser.decoding
         self.alternatives = 0
         """Vosk's max_alternatives: above 0, results list that many hypotheses instead of one."""
+        self._fields: dict[str, object] = {}
+        """The configs' fields so far, as given."""
         self.stream: Stream | None = None
+        self._closed: list[Utterance] = []
+        """Utterances a format change ended, answered with the next message."""
         self.partial = ""
         self._leftover = b""
         self._settled: tuple[float, Settled] | None = None
         """The open utterance's start and what its partial reads have settled."""
 
     def configure(self, raw: object) -> None:
-        if self.stream is not None:
-            raise ProtocolError("config must come before the first audio", status.WS_1008_POLICY_VIOLATION)
-        config = VoskConfig.parse(raw)
+        """Take a config at any time, as Vosk does: its fields join those of earlier configs (a later one changes
+        only what it names). Decoding changes apply at once, to the open utterance's final read too. A new rate
+        or encoding ends the open utterance where the audio in the old format ends; its result comes with the
+        reply to the next message."""
+        config = VoskConfig.parse(raw, earlier=self._fields)
         try:
             decoding = decoding_for(self.recogniser.decoding, config, config.max_alternatives)
         except InvalidOption as error:
             raise ProtocolError(str(error).replace("hotwords", "phrase_list"), _INVALID) from None
-        self.sample_rate = config.sample_rate or self.sample_rate
-        self.encoding = config.encoding or self.encoding
-        self.words = self.words if config.words is None else config.words
+        self._fields = config.model_dump(by_alias=True, exclude_unset=True)
+        self.words = True if config.words is None else config.words
         self.decoding, self.alternatives = decoding, config.max_alternatives
+        audio_format = (config.sample_rate or self.config.sample_rate, config.encoding or "pcm_s16le")
+        if audio_format != (self.sample_rate, self.encoding):
+            self.sample_rate, self.encoding = audio_format
+            if self.stream is not None:
+                self._closed += filter(None, [self.stream.flush()])
+                self.stream = Stream(self.sample_rate, self.config.vad, start=self.stream.end)
+                self._leftover, self.partial = b"", ""
 
     async def audio(self, data: bytes) -> Reply:
         if self.stream is None:
             self.stream = Stream(self.sample_rate, self.config.vad)
         samples = self._samples(data)
         self.on_audio(samples.numel() / self.sample_rate)
-        closed = self.stream.feed(samples)
+        closed, self._closed = self._closed + self.stream.feed(samples), []
         if closed:
             self.partial = ""
             return await self._result(closed)
@@ -265,9 +282,9 @@ class Session:
 
     async def flush(self) -> Reply:
         """The result of the open utterance, if any (``{"text": ""}`` if none), and a fresh start."""
-        utterance = self.stream.flush() if self.stream is not None else None
+        utterances, self._closed = self._closed + [self.stream.flush() if self.stream is not None else None], []
         self.partial = ""
-        return await self._result([utterance] if utterance is not None else [])
+        return await self._result([u for u in utterances if u is not None])
 
     async def _result(self, utterances: list[Utterance]) -> Reply:
         readings = await asyncio.gather(*map(self._read, utterances))
@@ -307,8 +324,8 @@ class Session:
         milliseconds. The final read is a full one, with the full beam: its text is the one that stays.
         """
         audio, rate = utterance.audio, self.recogniser.sample_rate
-        if self.sample_rate != rate:  # resampling takes milliseconds: not on the event loop
-            audio = await asyncio.to_thread(resample, audio, self.sample_rate, rate)
+        if utterance.rate != rate:  # resampling takes milliseconds: not on the event loop
+            audio = await asyncio.to_thread(resample, audio, utterance.rate, rate)
         if partial:
             start, settled = self._settled or (None, Settled())
             read = StreamRead(audio, settled if start == utterance.start else Settled())

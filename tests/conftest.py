@@ -13,7 +13,6 @@ from asr.audio import decode
 from tests.support.servers import serve
 from tests.support.speech import speak
 
-
 if "PYTEST_XDIST_WORKER_COUNT" in os.environ:
     # Each worker gets its share of the cores: two workers spinning two threads each on two cores made the
     # training tests five times slower (158 s against 30).

@@ -169,12 +169,36 @@ def test_beam_options_on_a_greedy_server_are_refused_and_say_why():
     assert session.decoding == Greedy()
 
 
-def test_a_config_after_audio_is_a_1008():
+def test_a_config_after_audio_changes_the_decoding_at_once_and_keeps_what_it_does_not_name():
     session = Session(FakeRecogniser(), CONFIG)
-    talk(session, b"\0\0" * 800)
-    with pytest.raises(ProtocolError) as refused:
-        session.configure({})
-    assert refused.value.code == 1008 and "config must come before" in str(refused.value)
+    session.configure({"sample_rate": 16000.0, "phrase_list": ["kubernetes"]})
+    talk(session, pcm16(torch.cat([torch.zeros(8000), tone(1.5)])))  # an utterance is open
+    session.configure({"max_alternatives": 2, "words": False})
+    assert session.decoding == Beam(hotwords=("kubernetes",), alternatives=2) and session.sample_rate == 16000
+    assert flush(session) == {"alternatives": [{"text": "open the garage door please", "confidence": 0.5}] * 2}
+
+
+def test_a_new_rate_mid_utterance_ends_it_there_and_the_stream_goes_on_at_the_new_rate():
+    """The open utterance's result comes with the reply to the first message in the new format; times run on."""
+    session = Session(FakeRecogniser(), CONFIG)
+    assert not [r for r in talk(session, pcm16(torch.cat([torch.zeros(8000), tone(1.5)]))) if "result" in r]
+    session.configure({"sample_rate": 8000})
+    replies = talk(session, pcm16(utterances(1.5, rate=8000)), 1600)
+    cut, later = [r["result"][0]["start"] for r in replies if "result" in r]
+    assert "result" in replies[0]
+    assert later - cut == pytest.approx(2.0, abs=0.05)  # the tones start at 0.5 s (16 kHz) and 2.0 + 0.5 s (8 kHz)
+    session.configure({"encoding": "pcm_f32le"})  # between utterances: nothing to end
+    assert flush(session) == {"text": ""}
+
+
+def test_a_config_after_a_reset_applies_to_the_next_utterance():
+    session = Session(FakeRecogniser(), CONFIG)
+    talk(session, pcm16(torch.cat([torch.zeros(8000), tone(1.5)])))
+    first = flush(session)
+    session.configure({"sample_rate": 8000, "encoding": "pcm_f32le"})
+    [second] = [r for r in talk(session, utterances(1.5, rate=8000).numpy().tobytes(), 3200) if "result" in r]
+    assert first["text"] == second["text"] == "open the garage door please"
+    assert second["result"][0]["start"] - first["result"][0]["start"] == pytest.approx(2.0, abs=0.05)
 
 
 def test_nan_in_float_audio_is_a_1007():
