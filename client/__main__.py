@@ -1,8 +1,9 @@
-"""``asr transcribe FILE...`` and ``asr stream FILE`` (or ``--mic``): the service from a terminal or a script.
+"""asr transcribe FILE... and asr stream FILE (or --mic): the service from a terminal or a script.
 
 Exit codes: 0 when everything was transcribed; 1 when the server refused or failed some file (or
-ended a stream with an error), the others still done; 2 for a bad command line, a missing file or no microphone;
-3 when the server cannot be used at all (not reachable, or the API key is refused).
+ended a stream with an error, which is printed), the others still done; 2 for a bad command line (a
+URL without http:// or https://), a missing file or no microphone; 3 when the server cannot be used at
+all (not reachable, or the API key is refused).
 """
 
 from __future__ import annotations
@@ -19,6 +20,12 @@ from client import live, transcribe
 
 OK, FAILED, USAGE, UNREACHABLE = 0, 1, 2, 3
 DEFAULT_URL = "http://127.0.0.1:8000"
+
+
+def _url(text: str) -> str:
+    if not text.startswith(("http://", "https://")):
+        raise argparse.ArgumentTypeError(f"{text!r} needs a scheme: http://HOST:PORT or https://HOST:PORT")
+    return text
 
 
 def _headers(api_key: str | None) -> dict:
@@ -92,7 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     server = argparse.ArgumentParser(add_help=False)
     server.add_argument(
-        "--url", default=os.environ.get("ASR_URL", DEFAULT_URL), help="the service (default: $ASR_URL or %(default)s)"
+        "--url",
+        type=_url,
+        default=os.environ.get("ASR_URL", DEFAULT_URL),
+        help="the service (default: $ASR_URL or %(default)s)",
     )
     server.add_argument("--api-key", default=os.environ.get("ASR_API_KEY"), help="default: $ASR_API_KEY")
     server.add_argument("--hotwords", nargs="+", metavar="WORD", help="words or phrases to favour")

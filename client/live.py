@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from typing import TextIO
 
 import av
-from websockets.exceptions import InvalidStatus, WebSocketException
+from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 from websockets.sync.client import connect
 
 from client.transcribe import Unreachable
@@ -78,7 +78,7 @@ def stream(
 ) -> int:
     """Send the chunks (paced like a live source with ``real_time``), print partials in place on
     ``partials`` and each final on its own line on ``out``; return how many finals there were."""
-    finals, shown = 0, ""
+    finals, shown, ws = 0, "", None
 
     def show(reply: dict) -> None:
         nonlocal finals, shown
@@ -108,8 +108,23 @@ def stream(
                     time.sleep(max(0.0, started + sent - time.monotonic()))
             ws.send('{"eof" : 1}')
             show(json.loads(ws.recv(timeout=60)))
+    except ConnectionClosed as closed:
+        raise StreamFailed(_why_closed(ws, closed)) from None
     except InvalidStatus as error:
         raise Unreachable(f"the server refused the stream: HTTP {error.response.status_code}") from None
     except (OSError, WebSocketException) as error:
         raise Unreachable(f"cannot stream to {url}: {error}") from None
     return finals
+
+
+def _why_closed(ws, closed: ConnectionClosed) -> str:
+    """The server's ``{"error"}`` that came before its close (a send can fail before it is read), else the code."""
+    try:
+        while ws is not None:
+            reply = json.loads(ws.recv(timeout=0))
+            if "error" in reply:
+                return reply["error"]
+    except (ConnectionClosed, TimeoutError, ValueError):
+        pass
+    frame = closed.rcvd
+    return f"the server closed the stream: code {frame.code} {frame.reason}".rstrip() if frame else str(closed)

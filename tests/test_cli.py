@@ -94,6 +94,10 @@ def test_exit_codes_scripts_can_rely_on(server, clips, tmp_path):
     unreachable = asr("transcribe", clips[0], "--url", "http://127.0.0.1:9")
     assert unreachable.returncode == 3 and "cannot reach" in unreachable.stderr
     assert asr("stream", clips[0], "--url", "http://127.0.0.1:9").returncode == 3
+    no_scheme = asr("stream", clips[0], "--url", url.removeprefix("http://"))
+    assert no_scheme.returncode == 2 and "needs a scheme" in no_scheme.stderr
+    refused = asr("stream", clips[0], "--fast", "--beam-size", "5000", url=url)  # the server refuses the config
+    assert refused.returncode == 1 and "asr: beam_size" in refused.stderr and "1024" in refused.stderr
 
 
 def test_the_api_key_comes_from_the_flag_or_the_environment(tmp_path, clips):
