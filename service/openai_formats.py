@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import gzip
 import math
+import re
+from typing import Literal
 
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel
@@ -20,7 +22,8 @@ OPENAI_MODELS = ("whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe")
 """OpenAI's transcription model names, served by the loaded model so that clients' defaults work."""
 RESPONSE_FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
 GRANULARITIES = ("word", "segment")
-ENGLISH = ("en", "english")
+ENGLISH = ("en", "eng", "english")
+"""Language names and tags' primary subtags that mean English (``en-US`` and ``en_GB`` too)."""
 
 
 class Usage(BaseModel):
@@ -70,7 +73,7 @@ class VerboseWord(BaseModel):
 
 
 class VerboseTranscription(BaseModel):
-    task: str = "transcribe"
+    task: Literal["transcribe", "translate"] = "transcribe"
     language: str = "english"
     duration: float
     text: str
@@ -90,7 +93,7 @@ def check(
     or granularity, or word and segment times outside verbose_json."""
     if model not in (served, *OPENAI_MODELS):
         raise reject("model", f"no model {model!r} here; use {served!r} (GET /v1/models)")
-    if language is not None and language.lower() not in ENGLISH:
+    if language is not None and re.split(r"[-_]", language.lower())[0] not in ENGLISH:
         raise reject("language", f"the model recognises English only ('en'), not {language!r}")
     if response_format not in RESPONSE_FORMATS:
         raise reject("response_format", f"{response_format!r} is not one of {', '.join(RESPONSE_FORMATS)}")
@@ -102,9 +105,12 @@ def check(
         raise reject("timestamp_granularities", "needs response_format verbose_json")
 
 
-def render(result: FileTranscript, response_format: str, granularities: list[str]) -> Response:
+def render(
+    result: FileTranscript, response_format: str, granularities: list[str], task: str = "transcribe"
+) -> Response:
     """The transcript as OpenAI answers in ``response_format``; verbose_json has segments unless only word times
-    were asked for."""
+    were asked for. A translation (``task``) of English speech into English is its transcript, in OpenAI's
+    translation shapes: json without ``usage``, verbose_json's ``task`` "translate"."""
     transcript = result.transcript
     segments = segment(transcript.words)
     if response_format == "text":
@@ -115,8 +121,11 @@ def render(result: FileTranscript, response_format: str, granularities: list[str
         return PlainTextResponse(captions.vtt(segments), media_type="text/vtt")
     usage = Usage(seconds=math.ceil(result.duration))
     if response_format == "json":
+        if task == "translate":
+            return JSONResponse({"text": transcript.text})
         return JSONResponse(TranscriptionJson(text=transcript.text, usage=usage).model_dump())
     body = VerboseTranscription(
+        task=task,
         duration=round(result.duration, 3),
         text=transcript.text,
         segments=[VerboseSegment.of(n, s) for n, s in enumerate(segments)]

@@ -100,6 +100,27 @@ def test_openai_options_that_cannot_be_honoured_are_a_400_naming_them(openai_cli
                                 "param": param}  # fmt: skip
 
 
+def test_language_tags_that_mean_english_are_taken(openai_client, wav):
+    for language in ("en", "EN-us", "en_GB", "eng", "English"):
+        result = openai_client.audio.transcriptions.create(model="whisper-1", file=("a.wav", wav), language=language)
+        assert result.text == TEXT
+    with pytest.raises(openai.BadRequestError, match="not 'fr-FR'"):
+        openai_client.audio.transcriptions.create(model="whisper-1", file=("a.wav", wav), language="fr-FR")
+
+
+def test_a_translation_of_english_speech_is_its_transcript_in_openai_translation_shapes(openai_client, wav):
+    translate = openai_client.audio.translations.create
+    assert translate(model="whisper-1", file=("a.wav", wav)).model_dump(exclude_none=True) == {"text": TEXT}
+    assert translate(model="whisper-1", file=("a.wav", wav), response_format="text") == TEXT + "\n"
+    verbose = translate(model="whisper-1", file=("a.wav", wav), response_format="verbose_json")
+    assert (verbose.model_extra["task"], verbose.language, verbose.text) == ("translate", "english", TEXT)
+    assert [s.text for s in verbose.segments] == [TEXT]
+    for options, param in [({"model": "whisper-9"}, "model"), ({"extra_body": {"language": "de"}}, "language")]:
+        with pytest.raises(openai.BadRequestError) as error:
+            translate(**{"model": "whisper-1", "file": ("a.wav", wav), **options})
+        assert error.value.body["param"] == param
+
+
 def test_openai_formats_hold_the_same_words(openai_client, wav):
     create = openai_client.audio.transcriptions.create
     verbose = create(model="whisper-1", file=("a.wav", wav), response_format="verbose_json",

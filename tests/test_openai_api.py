@@ -104,3 +104,7 @@ def test_harmless_options_are_accepted_and_ignored(client, speech, expected):
         extra_body={"chunking_strategy": "auto", "some_future_option": "1"},
     )
     assert result.text == expected.text
+
+
+def test_a_translation_into_english_is_the_transcript(client, speech, expected):
+    assert client.audio.translations.create(model="whisper-1", file=("speech.wav", speech)).text == expected.text

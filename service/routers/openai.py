@@ -1,7 +1,8 @@
 """The OpenAI-compatible API, so that OpenAI's clients and the tools built on them work unchanged.
 
 ``POST /v1/audio/transcriptions`` takes OpenAI's form fields, and ``hotwords`` (send it with the
-client's ``extra_body``). Options that only tune how Whisper searches (``prompt``, ``temperature``,
+client's ``extra_body``); ``POST /v1/audio/translations`` too, where English speech's translation into
+English is its transcript. Options that only tune how Whisper searches (``prompt``, ``temperature``,
 ``include[]``, ``chunking_strategy``) are accepted and ignored; anything whose silent omission
 would mislead the caller (another language, streaming, an unknown model or format) is a 400 naming
 the field (:mod:`service.openai_formats`).
@@ -16,11 +17,14 @@ from fastapi.responses import Response
 
 from service.dependencies import AdmittedRecogniserDep, MetricsDep, RecogniserDep, SettingsDep
 from service.errors import ApiError
+from service.metrics import Metrics
 from service.openai_formats import OPENAI_MODELS, RESPONSE_FORMATS, check, reject, render
 from service.recogniser import Recogniser
 from service.request_options import DecodingQuery, decoding_for
 from service.schemas import ModelCard, ModelList
+from service.settings import Settings
 from service.uploads import recognise
+from service.windowing import FileTranscript
 
 router = APIRouter(tags=["OpenAI-compatible"])
 
@@ -55,12 +59,52 @@ async def transcriptions(
     check(model, recogniser.model_id, language, response_format, temperature, granularities)
     if stream:
         raise reject("stream", "streamed responses are not supported; stream live audio over WS /v1/stream")
+    result = await _recognised(request, recogniser, settings, metrics, file, hotwords)
+    return render(result, response_format, granularities)
+
+
+@router.post(
+    "/v1/audio/translations",
+    summary="Translate audio into English (OpenAI-compatible): English speech gives its transcript",
+    response_class=Response,
+    responses={200: {"content": {"application/json": {}, "text/plain": {}}}},
+)
+async def translations(
+    request: Request,
+    recogniser: AdmittedRecogniserDep,
+    settings: SettingsDep,
+    metrics: MetricsDep,
+    file: Annotated[UploadFile, File(description="The audio file, English speech, in any supported format")],
+    model: Annotated[str, Form(description=f"The loaded model's id, or one of {', '.join(OPENAI_MODELS)}")],
+    language: Annotated[
+        str | None, Form(description="Not OpenAI's: some clients send the speech's language; en, or omit it")
+    ] = None,
+    prompt: Annotated[str | None, Form(description="Accepted and ignored")] = None,
+    response_format: Annotated[str, Form(description=", ".join(RESPONSE_FORMATS))] = "json",
+    temperature: Annotated[float, Form(description="Accepted and ignored: decoding is deterministic")] = 0.0,
+    hotwords: Annotated[
+        list[str] | None,
+        Form(description="This service's extension: words or phrases to favour, comma-separated or repeated"),
+    ] = None,
+) -> Response:
+    check(model, recogniser.model_id, language, response_format, temperature, [])
+    result = await _recognised(request, recogniser, settings, metrics, file, hotwords)
+    return render(result, response_format, [], task="translate")
+
+
+async def _recognised(
+    request: Request,
+    recogniser: Recogniser,
+    settings: Settings,
+    metrics: Metrics,
+    file: UploadFile,
+    hotwords: list[str] | None,
+) -> FileTranscript:
     decoding = decoding_for(recogniser.decoding, DecodingQuery(hotwords=hotwords or []))
     name = file.filename or "the upload"
-    result = await recognise(
+    return await recognise(
         request, file.file, name, recogniser, decoding, settings.windowing, settings.file_limits, metrics
     )
-    return render(result, response_format, granularities)
 
 
 def _card(recogniser: Recogniser) -> ModelCard:
