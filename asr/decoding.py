@@ -64,28 +64,38 @@ def path_words(
 
     words: list[Word] = []
     letters: list[str] = []
+    logprobs: list[float] = []
     first = last = 0
     confidence = 1.0
+    space = 0.0
+    """The best log posterior of the spaces since the last word."""
 
     def close_word() -> None:
         if letters:
             end = last * frame_seconds if duration is None else min(last * frame_seconds, duration)
-            words.append(Word("".join(letters), first * frame_seconds, end, confidence))
+            space_before = space if words else None
+            words.append(Word("".join(letters), first * frame_seconds, end, confidence, tuple(logprobs), space_before))
 
     for start, end, label, peak in zip(starts, ends, labels[starts], run_peaks, strict=True):
         if label == BLANK:
             continue
         if label == SPACE:
             close_word()
-            letters = []
+            space = max(space, _log(peak)) if not letters else _log(peak)
+            letters, logprobs = [], []
             continue
         if not letters:
             first, confidence = int(start), 1.0
         letters.append(ALPHABET[label - 1])
+        logprobs.append(_log(peak))
         last = int(end)
         confidence *= float(peak)
     close_word()
     return words
+
+
+def _log(posterior: float) -> float:
+    return math.log(max(float(posterior), 1e-30))
 
 
 def greedy_decode_batch(

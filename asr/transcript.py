@@ -17,6 +17,10 @@ class Word:
     """Seconds to the end of the last frame of the word's last letter."""
     confidence: float
     """The product of the word's letters' peak posteriors: how likely every letter is right."""
+    letter_logprobs: tuple[float, ...] = ()
+    """Each letter's peak log posterior on the decoded path (OpenAI's ``logprobs``), whatever ``confidence`` became."""
+    space_logprob: float | None = None
+    """That of the space before the word, for a word after another."""
 
 
 @dataclass(frozen=True)

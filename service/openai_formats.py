@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel
 
 from asr import captions
+from asr.text import encode
 from asr.transcript import Segment, Word, segment
 from service.errors import ApiError
 from service.windowing import FileTranscript
@@ -22,6 +23,7 @@ OPENAI_MODELS = ("whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe")
 """OpenAI's transcription model names, served by the loaded model so that clients' defaults work."""
 RESPONSE_FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
 GRANULARITIES = ("word", "segment")
+INCLUDES = ("logprobs",)
 ENGLISH = ("en", "eng", "english")
 """Language names and tags' primary subtags that mean English (``en-US`` and ``en_GB`` too)."""
 
@@ -34,31 +36,56 @@ class Usage(BaseModel):
 
 class TranscriptionJson(BaseModel):
     text: str
+    logprobs: list[Logprob] | None = None
     usage: Usage
+
+
+class Logprob(BaseModel):
+    token: str
+    logprob: float
+    bytes: list[int]
+
+
+def logprobs(words: list[Word]) -> list[Logprob]:
+    """One token per character of the text, spaces too: the model's tokens are characters."""
+    tokens = []
+    for word in words:
+        if word.space_logprob is not None:
+            tokens.append((" ", word.space_logprob))
+        tokens += zip(word.word, word.letter_logprobs, strict=True)
+    return [Logprob(token=t, logprob=round(lp, 6), bytes=list(t.encode())) for t, lp in tokens]
 
 
 class VerboseSegment(BaseModel):
     id: int
-    seek: int = 0
+    seek: int
+    """Whisper's offset of the segment's window in 10 ms frames; here the segment's own start."""
     start: float
     end: float
     text: str
-    tokens: list[int] = []
+    tokens: list[int]
+    """The model's tokens: each character's class (``asr.text.encode``)."""
     temperature: float = 0.0
     avg_logprob: float
     compression_ratio: float
-    no_speech_prob: float = 0.0
+    no_speech_prob: float
+    """The chance that none of its letters was there: the product of each one's posterior of anything else
+    (almost all of it the blank's)."""
 
     @classmethod
     def of(cls, number: int, part: Segment) -> VerboseSegment:
         text = part.text.encode()
+        letters = [lp for w in part.words for lp in w.letter_logprobs]
         return cls(
             id=number,
+            seek=round(part.start * 100),
             start=round(part.start, 3),
             end=round(part.end, 3),
             text=part.text,
+            tokens=encode(part.text),
             avg_logprob=round(sum(math.log(max(w.confidence, 1e-12)) for w in part.words) / len(part.words), 4),
             compression_ratio=round(len(text) / len(gzip.compress(text)), 4),
+            no_speech_prob=round(math.prod(-math.expm1(lp) for lp in letters), 6),
         )
 
 
@@ -87,10 +114,16 @@ def reject(param: str, message: str) -> ApiError:
 
 
 def check(
-    model: str, served: str, language: str | None, response_format: str, temperature: float, granularities: list[str]
+    model: str,
+    served: str,
+    language: str | None,
+    response_format: str,
+    temperature: float,
+    granularities: list[str],
+    include: list[str] = (),
 ) -> None:
-    """Refuse, naming the field, what the loaded model cannot honour: another model or language, an unknown format
-    or granularity, or word and segment times outside verbose_json."""
+    """Refuse, naming the field, what the loaded model cannot honour: another model or language, an unknown format,
+    granularity or inclusion, word and segment times outside verbose_json, or logprobs outside json."""
     if model not in (served, *OPENAI_MODELS):
         raise reject("model", f"no model {model!r} here; use {served!r} (GET /v1/models)")
     if language is not None and re.split(r"[-_]", language.lower())[0] not in ENGLISH:
@@ -103,10 +136,18 @@ def check(
         raise reject("timestamp_granularities", f"{', '.join(unknown)} is not one of {', '.join(GRANULARITIES)}")
     if granularities and response_format != "verbose_json":
         raise reject("timestamp_granularities", "needs response_format verbose_json")
+    if unknown := sorted(set(include) - set(INCLUDES)):
+        raise reject("include", f"{', '.join(unknown)} is not one of {', '.join(INCLUDES)}")
+    if include and response_format != "json":
+        raise reject("include", "logprobs need response_format json")
 
 
 def render(
-    result: FileTranscript, response_format: str, granularities: list[str], task: str = "transcribe"
+    result: FileTranscript,
+    response_format: str,
+    granularities: list[str],
+    task: str = "transcribe",
+    include: list[str] = (),
 ) -> Response:
     """The transcript as OpenAI answers in ``response_format``; verbose_json has segments unless only word times
     were asked for. A translation (``task``) of English speech into English is its transcript, in OpenAI's
@@ -123,7 +164,10 @@ def render(
     if response_format == "json":
         if task == "translate":
             return JSONResponse({"text": transcript.text})
-        return JSONResponse(TranscriptionJson(text=transcript.text, usage=usage).model_dump())
+        chars = logprobs(transcript.words) if "logprobs" in include else None
+        return JSONResponse(
+            TranscriptionJson(text=transcript.text, logprobs=chars, usage=usage).model_dump(exclude_none=True)
+        )
     body = VerboseTranscription(
         task=task,
         duration=round(result.duration, 3),

@@ -13,6 +13,9 @@ import pytest
 
 from asr.audio import decode
 from asr.decoding import Greedy
+from asr.text import encode
+from asr.transcript import Word, segment
+from service.openai_formats import VerboseSegment
 from service.settings import Settings
 from tests.support.fake import FakeRecogniser
 from tests.support.servers import in_process
@@ -119,6 +122,30 @@ def test_a_translation_of_english_speech_is_its_transcript_in_openai_translation
         with pytest.raises(openai.BadRequestError) as error:
             translate(**{"model": "whisper-1", "file": ("a.wav", wav), **options})
         assert error.value.body["param"] == param
+
+
+def test_logprobs_give_each_character_and_verbose_json_the_tokens_seek_and_no_speech_chance(openai_client, wav):
+    create = openai_client.audio.transcriptions.create
+    result = create(model="gpt-4o-transcribe", file=("a.wav", wav), include=["logprobs"])
+    assert "".join(t.token for t in result.logprobs) == TEXT  # the fake's every symbol at 0.9
+    assert [t.logprob for t in result.logprobs] == pytest.approx([math.log(0.9)] * len(TEXT), abs=1e-6)
+    assert result.logprobs[0].bytes == list(TEXT[0].encode())
+    assert create(model="whisper-1", file=("a.wav", wav)).logprobs is None
+    with pytest.raises(openai.BadRequestError, match="include: logprobs need response_format json"):
+        create(model="whisper-1", file=("a.wav", wav), include=["logprobs"], response_format="text")
+    verbose = create(model="whisper-1", file=("a.wav", wav), response_format="verbose_json")
+    [part] = verbose.segments
+    assert part.tokens == encode(TEXT) and part.seek == round(part.start * 100)
+    assert part.no_speech_prob == 0.0  # 22 letters, each at 0.9
+
+
+def test_no_speech_chance_is_that_of_every_letter_being_something_else():
+    unsure = [
+        Word("a", 0.0, 0.1, 0.5, (math.log(0.5),)),
+        Word("ok", 0.2, 0.3, 0.4, (math.log(0.8), math.log(0.5)), 0.0),
+    ]
+    [part] = segment(unsure)
+    assert VerboseSegment.of(0, part).no_speech_prob == pytest.approx(0.5 * 0.2 * 0.5)
 
 
 def test_openai_formats_hold_the_same_words(openai_client, wav):

@@ -34,6 +34,19 @@ def test_word_times_and_confidences():
     assert dog.confidence == pytest.approx(0.9 * 0.5 * 0.9)
 
 
+def test_each_letter_and_the_space_before_a_word_keep_their_log_posteriors():
+    frames = "__cc_aat__ _ __dd_o_g_"
+    lp = posterior(frames)
+    lp[frames.index("o"), ALPHABET.index("o") + 1] = math.log(0.5)
+    lp[frames.rindex(" "), ALPHABET.index(" ") + 1] = math.log(0.95)  # the better of the two spaces counts
+    cat, dog = greedy_decode(lp, frame_seconds=0.02).words
+    assert cat.letter_logprobs == pytest.approx([math.log(0.9)] * 3) and cat.space_logprob is None
+    assert dog.letter_logprobs == pytest.approx([math.log(0.9), math.log(0.5), math.log(0.9)])
+    assert dog.space_logprob == pytest.approx(math.log(0.95))
+    pause = greedy_decode(posterior("d_o_o_r" + "_" * 50 + "t_u"), frame_seconds=0.02).words[1]
+    assert pause.space_logprob == 0.0  # a long pause is a certain space
+
+
 def test_a_pause_without_a_space_ends_a_word_and_a_short_gap_does_not():
     """50 frames of blank (1 s) between "door" and "turn" split them; 30 frames inside "turn" do not."""
     frames = "d_o_o_r" + "_" * 50 + "t_u" + "_" * 30 + "rn"

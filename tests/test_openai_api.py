@@ -108,3 +108,9 @@ def test_harmless_options_are_accepted_and_ignored(client, speech, expected):
 
 def test_a_translation_into_english_is_the_transcript(client, speech, expected):
     assert client.audio.translations.create(model="whisper-1", file=("speech.wav", speech)).text == expected.text
+
+
+def test_logprobs_spell_the_text_from_the_beam_path(client, speech, expected):
+    result = client.audio.transcriptions.create(model="gpt-4o-transcribe", file=("s.wav", speech), include=["logprobs"])
+    assert "".join(t.token for t in result.logprobs) == result.text == expected.text
+    assert all(t.logprob <= 0 for t in result.logprobs) and sum(t.logprob for t in result.logprobs) > -10

@@ -3,7 +3,7 @@
 ``POST /v1/audio/transcriptions`` takes OpenAI's form fields, and ``hotwords`` (send it with the
 client's ``extra_body``); ``POST /v1/audio/translations`` too, where English speech's translation into
 English is its transcript. Options that only tune how Whisper searches (``prompt``, ``temperature``,
-``include[]``, ``chunking_strategy``) are accepted and ignored; anything whose silent omission
+``chunking_strategy``) are accepted and ignored; anything whose silent omission
 would mislead the caller (another language, streaming, an unknown model or format) is a 400 naming
 the field (:mod:`service.openai_formats`).
 """
@@ -49,6 +49,9 @@ async def transcriptions(
     timestamp_granularities: Annotated[
         list[str] | None, Form(alias="timestamp_granularities[]", description="word and/or segment (verbose_json)")
     ] = None,
+    include: Annotated[
+        list[str] | None, Form(alias="include[]", description="logprobs: each character's log probability (json)")
+    ] = None,
     stream: Annotated[bool, Form(description="Must be false: stream live audio over WS /v1/stream instead")] = False,
     hotwords: Annotated[
         list[str] | None,
@@ -56,11 +59,11 @@ async def transcriptions(
     ] = None,
 ) -> Response:
     granularities = timestamp_granularities or []
-    check(model, recogniser.model_id, language, response_format, temperature, granularities)
+    check(model, recogniser.model_id, language, response_format, temperature, granularities, include or [])
     if stream:
         raise reject("stream", "streamed responses are not supported; stream live audio over WS /v1/stream")
     result = await _recognised(request, recogniser, settings, metrics, file, hotwords)
-    return render(result, response_format, granularities)
+    return render(result, response_format, granularities, include=include or [])
 
 
 @router.post(
