@@ -49,10 +49,26 @@ def describe(errors: Sequence[dict]) -> str:
     return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors)
 
 
+def classify(error: Exception) -> tuple[int, str, str, str | None]:
+    """Status, code, message and param of a failure that ends a request, answered or streamed (:mod:`service.sse`)."""
+    match error:
+        case ApiError():
+            return error.status, error.code, error.message, error.param
+        case InvalidOption():
+            return 400, f"invalid_{error.param}", str(error), error.param
+        case AudioDecodeError():
+            return 400, "invalid_audio", str(error), None
+        case AudioTooLong():
+            return 413, "audio_too_long", str(error), None
+        case Stopped():
+            return 503, "shutting_down", f"{error}; send the request again", None
+    return 500, "internal_error", f"{type(error).__name__}: {error}", None
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(_: Request, error: ApiError) -> JSONResponse:
-        return error_response(error.status, error.code, error.message, error.param, error.headers)
+        return error_response(*classify(error), error.headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
@@ -69,23 +85,14 @@ def install(app: FastAPI) -> None:
         """Nobody reads this answer; it is what the access log and the metrics record (nginx's code)."""
         return error_response(499, "client_closed_request", "the client closed the connection mid-request")
 
-    @app.exception_handler(InvalidOption)
-    async def invalid_option(_: Request, error: InvalidOption) -> JSONResponse:
-        return error_response(400, f"invalid_{error.param}", str(error), error.param)
-
-    @app.exception_handler(AudioDecodeError)
-    async def invalid_audio(_: Request, error: AudioDecodeError) -> JSONResponse:
-        return error_response(400, "invalid_audio", str(error))
-
-    @app.exception_handler(AudioTooLong)
-    async def audio_too_long(_: Request, error: AudioTooLong) -> JSONResponse:
-        return error_response(413, "audio_too_long", str(error))
-
-    @app.exception_handler(Stopped)
-    async def stopped(_: Request, error: Stopped) -> JSONResponse:
-        return error_response(503, "shutting_down", f"{error}; send the request again")
+    for known in (InvalidOption, AudioDecodeError, AudioTooLong, Stopped):
+        app.add_exception_handler(known, _classified)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception) -> JSONResponse:
         log.exception("%s %s failed", request.method, request.url.path)
-        return error_response(500, "internal_error", f"{type(error).__name__}: {error}")
+        return error_response(*classify(error))
+
+
+async def _classified(_: Request, error: Exception) -> JSONResponse:
+    return error_response(*classify(error))

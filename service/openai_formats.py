@@ -33,6 +33,10 @@ class Usage(BaseModel):
     seconds: int
     """Whole seconds of audio, rounded up."""
 
+    @classmethod
+    def of(cls, result: FileTranscript) -> Usage:
+        return cls(seconds=math.ceil(result.duration))
+
 
 class TranscriptionJson(BaseModel):
     text: str
@@ -46,12 +50,14 @@ class Logprob(BaseModel):
     bytes: list[int]
 
 
-def logprobs(words: list[Word]) -> list[Logprob]:
-    """One token per character of the text, spaces too: the model's tokens are characters."""
+def logprobs(words: list[Word], continuing: bool = False) -> list[Logprob]:
+    """One token per character of the text, spaces too: the model's tokens are characters. A space the decoded
+    path did not spell (before a word at a window's edge, or before ``words`` that go on an earlier text) counts
+    as certain: words are joined by one."""
     tokens = []
-    for word in words:
-        if word.space_logprob is not None:
-            tokens.append((" ", word.space_logprob))
+    for number, word in enumerate(words):
+        if number or continuing:
+            tokens.append((" ", 0.0 if word.space_logprob is None else word.space_logprob))
         tokens += zip(word.word, word.letter_logprobs, strict=True)
     return [Logprob(token=t, logprob=round(lp, 6), bytes=list(t.encode())) for t, lp in tokens]
 
@@ -160,7 +166,7 @@ def render(
         return PlainTextResponse(captions.srt(segments))
     if response_format == "vtt":
         return PlainTextResponse(captions.vtt(segments), media_type="text/vtt")
-    usage = Usage(seconds=math.ceil(result.duration))
+    usage = Usage.of(result)
     if response_format == "json":
         if task == "translate":
             return JSONResponse({"text": transcript.text})

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import tempfile
+from collections.abc import Callable
 from typing import BinaryIO
 
 import torch
@@ -17,7 +18,7 @@ from fastapi import Request
 
 from asr.audio import AudioDecodeError, AudioTooLong
 from asr.transcriber import Decoding
-from asr.transcript import Transcript
+from asr.transcript import Transcript, Word
 from service.errors import ApiError
 from service.limits import FileLimits
 from service.metrics import Metrics
@@ -45,16 +46,17 @@ async def recognise(
     windowing: Windowing,
     limits: FileLimits,
     metrics: Metrics,
+    on_words: Callable[[list[Word]], None] = lambda words: None,
 ) -> FileTranscript:
     """Transcribe a whole file, unless it is undecodable (400), too long (413), past its deadline (504), or its
     client disconnects first (the work is cancelled). The first two are raised as the audio's own errors, which
-    :mod:`service.errors` answers."""
+    :mod:`service.errors` answers. ``on_words``: as in :func:`service.windowing.transcribe_file`."""
 
     async def best(window: torch.Tensor) -> Transcript:
         return (await transcribe(recogniser, window, decoding))[0]
 
     work = asyncio.ensure_future(
-        transcribe_file(source, best, recogniser.sample_rate, windowing, name, limits.max_seconds)
+        transcribe_file(source, best, recogniser.sample_rate, windowing, name, limits.max_seconds, on_words)
     )
     gone = asyncio.ensure_future(_disconnect(request))
     try:

@@ -102,9 +102,11 @@ async def transcribe_file(
     windowing: Windowing,
     name: str = "upload",
     max_seconds: float = math.inf,
+    on_words: Callable[[list[Word]], None] = lambda words: None,
 ) -> FileTranscript:
     """Decode ``source`` in a thread, window by window, with at most ``windowing.in_flight`` windows queued at
-    once; ``recognise`` turns a window's mono waveform at ``sample_rate`` into its transcript.
+    once; ``recognise`` turns a window's mono waveform at ``sample_rate`` into its transcript, and ``on_words``
+    is told the words each window adds, in order, as soon as they are final.
 
     A file longer than ``max_seconds`` raises :class:`asr.audio.AudioTooLong`: before decoding where its
     container says how long it is, otherwise as soon as decoding gets there.
@@ -121,7 +123,9 @@ async def transcribe_file(
         return None if window is None else (window, resample(window.waveform[0], window.sample_rate, sample_rate))
 
     def keep(window: Window, transcript: Transcript) -> None:
-        words.extend(kept_words(window, transcript, words[-1].end if words else -math.inf))
+        if kept := kept_words(window, transcript, words[-1].end if words else -math.inf):
+            words.extend(kept)
+            on_words(kept)
 
     try:
         while (item := await asyncio.to_thread(prepared)) is not None:
@@ -130,8 +134,10 @@ async def transcribe_file(
             duration = window.start + window.waveform.shape[-1] / window.sample_rate
             pending.append((window, asyncio.ensure_future(recognise(mono))))
             if len(pending) == windowing.in_flight:
+                await asyncio.wait([pending[0][1]])
+            while pending and pending[0][1].done():  # words as soon as they are final (streamed responses)
                 done, task = pending.pop(0)
-                keep(done, await task)
+                keep(done, task.result())
         for done, task in pending:
             keep(done, await task)
     finally:

@@ -6,10 +6,12 @@ test_openai_api.py and test_decoding_api.py; here, what the service decides arou
 
 from __future__ import annotations
 
+import json
 import math
 
 import openai
 import pytest
+import torch
 
 from asr.audio import decode
 from asr.decoding import Greedy
@@ -19,7 +21,7 @@ from service.openai_formats import VerboseSegment
 from service.settings import Settings
 from tests.support.fake import FakeRecogniser
 from tests.support.servers import in_process
-from tests.support.speech import speak
+from tests.support.speech import speak, wav_bytes
 
 TEXT = "open the garage door please"
 
@@ -178,10 +180,60 @@ def test_the_model_list_names_the_recogniser(openai_client):
         openai_client.models.retrieve("whisper-1")
 
 
-def test_streamed_openai_responses_are_refused_with_a_pointer_to_the_websocket(client, wav):
-    response = client.post("/v1/audio/transcriptions", files={"file": ("a.wav", wav)},
-                           data={"model": "gpt-4o-transcribe", "stream": "true"})  # fmt: skip
-    assert response.status_code == 400 and "WS /v1/stream" in response.json()["error"]["message"]
+def tone(seconds: float, rate: int = 16000) -> torch.Tensor:
+    return 0.3 * torch.sin(2 * torch.pi * 220 * torch.arange(round(seconds * rate)) / rate)
+
+
+def streamed(openai_client, audio: bytes, **options) -> list:
+    create = openai_client.audio.transcriptions.create
+    return list(create(model="gpt-4o-transcribe", file=("a.wav", audio), stream=True, **options))
+
+
+def test_stream_true_sends_each_window_as_a_delta_then_the_whole_text():
+    """Three sayings 4 s apart in 3 s windows, 12 s in all: three deltas, which add up to the done event's text."""
+    tones = torch.cat([part for _ in range(3) for part in (torch.zeros(8000), tone(1.5), torch.zeros(32000))])
+    with in_process(FakeRecogniser(text="open the door"), window_seconds=3, window_overlap_seconds=1) as client:
+        openai_client = openai.OpenAI(base_url=f"{client.base_url}/v1", api_key="-", http_client=client)
+        *deltas, done = streamed(
+            openai_client, wav_bytes((tones[:, None] * 32767).short().numpy(), 16000), include=["logprobs"]
+        )
+    assert [d.type for d in deltas] == ["transcript.text.delta"] * 3 and done.type == "transcript.text.done"
+    assert "".join(d.delta for d in deltas) == done.text == " ".join(["open the door"] * 3)
+    assert ["".join(t.token for t in d.logprobs) for d in deltas] == [d.delta for d in deltas]
+    assert "".join(t.token for t in done.logprobs) == done.text and done.usage.seconds == 12
+
+
+def test_stream_true_is_ignored_for_whisper_1_and_refused_for_caption_formats(client, openai_client, wav):
+    """As OpenAI does: whisper-1 answers whole (so its streaming client is not used here)."""
+    whole = client.post("/v1/audio/transcriptions", files={"file": ("a.wav", wav)},
+                        data={"model": "whisper-1", "stream": "true"})  # fmt: skip
+    assert whole.json()["text"] == TEXT and whole.headers["content-type"] == "application/json"
+    with pytest.raises(openai.BadRequestError, match="stream: streamed text comes as events, not as srt"):
+        streamed(openai_client, wav, response_format="srt")
+
+
+class FailsAfterOneRead(FakeRecogniser):
+    async def log_probs(self, waveform: torch.Tensor) -> torch.Tensor:
+        if self.reads:
+            raise RuntimeError("the model fell over")
+        return await super().log_probs(waveform)
+
+
+def test_a_streamed_file_that_fails_before_its_first_words_is_a_4xx_and_after_them_an_error_event(wav):
+    speech = torch.cat([decode(wav)[0].mean(0)] * 4)
+    settings = {"window_seconds": 2, "window_overlap_seconds": 0.5, "windows_in_flight": 1}
+    with in_process(FailsAfterOneRead(text=TEXT), **settings) as client:
+        openai_client = openai.OpenAI(base_url=f"{client.base_url}/v1", api_key="-", http_client=client)
+        with pytest.raises(openai.BadRequestError, match="not a supported audio file"):
+            streamed(openai_client, b"not audio" * 20)
+        long = wav_bytes((speech[:, None] * 32767).short().numpy(), 16000)
+        events = client.post("/v1/audio/transcriptions", files={"file": ("a.wav", long)},
+                             data={"model": "gpt-4o-transcribe", "stream": "true"})  # fmt: skip
+    assert events.status_code == 200 and events.headers["content-type"].startswith("text/event-stream")
+    *deltas, last = [json.loads(line[6:]) for line in events.text.splitlines() if line.startswith("data: ")]
+    assert deltas and all(d["type"] == "transcript.text.delta" for d in deltas)
+    assert last["type"] == "error" and last["error"]["code"] == "internal_error"
+    assert "RuntimeError: the model fell over" in last["error"]["message"]
 
 
 def test_undecodable_and_too_long_audio_are_named_4xx(wav):

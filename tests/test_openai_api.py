@@ -11,7 +11,7 @@ from asr.audio import decode
 from asr.checkpoint import DEFAULT_CHECKPOINT
 from asr.language_model import DEFAULT_LM
 from asr.transcriber import Transcriber
-from tests.support.speech import speak
+from tests.support.speech import long_wav, speak
 
 SENTENCE = "please call alice on monday morning"
 
@@ -114,3 +114,12 @@ def test_logprobs_spell_the_text_from_the_beam_path(client, speech, expected):
     result = client.audio.transcriptions.create(model="gpt-4o-transcribe", file=("s.wav", speech), include=["logprobs"])
     assert "".join(t.token for t in result.logprobs) == result.text == expected.text
     assert all(t.logprob <= 0 for t in result.logprobs) and sum(t.logprob for t in result.logprobs) > -10
+
+
+def test_a_long_file_streams_a_delta_per_window_and_ends_with_the_whole_text(client):
+    audio, _ = long_wav(50)  # 20 s windows advancing by 16 s: four windows
+    whole = client.audio.transcriptions.create(model="whisper-1", file=("long.wav", audio)).text
+    events = list(client.audio.transcriptions.create(model="gpt-4o-transcribe", file=("long.wav", audio), stream=True))
+    *deltas, done = events
+    assert len(deltas) >= 3 and all(d.type == "transcript.text.delta" for d in deltas)
+    assert "".join(d.delta for d in deltas) == done.text == whole

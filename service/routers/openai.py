@@ -3,18 +3,20 @@
 ``POST /v1/audio/transcriptions`` takes OpenAI's form fields, and ``hotwords`` (send it with the
 client's ``extra_body``); ``POST /v1/audio/translations`` too, where English speech's translation into
 English is its transcript. Options that only tune how Whisper searches (``prompt``, ``temperature``,
-``chunking_strategy``) are accepted and ignored; anything whose silent omission
-would mislead the caller (another language, streaming, an unknown model or format) is a 400 naming
-the field (:mod:`service.openai_formats`).
+``chunking_strategy``) are accepted and ignored; ``stream`` gives server-sent events
+(:mod:`service.sse`); anything whose silent omission would mislead the caller (another language, an
+unknown model or format) is a 400 naming the field (:mod:`service.openai_formats`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import Response
 
+from asr.transcript import Word
 from service.dependencies import AdmittedRecogniserDep, MetricsDep, RecogniserDep, SettingsDep
 from service.errors import ApiError
 from service.metrics import Metrics
@@ -23,6 +25,7 @@ from service.recogniser import Recogniser
 from service.request_options import DecodingQuery, decoding_for
 from service.schemas import ModelCard, ModelList
 from service.settings import Settings
+from service.sse import transcription_events
 from service.uploads import recognise
 from service.windowing import FileTranscript
 
@@ -52,18 +55,27 @@ async def transcriptions(
     include: Annotated[
         list[str] | None, Form(alias="include[]", description="logprobs: each character's log probability (json)")
     ] = None,
-    stream: Annotated[bool, Form(description="Must be false: stream live audio over WS /v1/stream instead")] = False,
+    stream: Annotated[
+        bool,
+        Form(description="Server-sent events as the file's windows finish (ignored for whisper-1, as OpenAI does)"),
+    ] = False,
     hotwords: Annotated[
         list[str] | None,
         Form(description="This service's extension: words or phrases to favour, comma-separated or repeated"),
     ] = None,
 ) -> Response:
     granularities = timestamp_granularities or []
-    check(model, recogniser.model_id, language, response_format, temperature, granularities, include or [])
-    if stream:
-        raise reject("stream", "streamed responses are not supported; stream live audio over WS /v1/stream")
+    include = include or []
+    check(model, recogniser.model_id, language, response_format, temperature, granularities, include)
+    if stream and model != "whisper-1":  # OpenAI ignores the flag for whisper-1
+        if response_format not in ("json", "text"):
+            raise reject("stream", f"streamed text comes as events, not as {response_format}: use json or text")
+        return await transcription_events(
+            lambda told: _recognised(request, recogniser, settings, metrics, file, hotwords, told),
+            "logprobs" in include,
+        )
     result = await _recognised(request, recogniser, settings, metrics, file, hotwords)
-    return render(result, response_format, granularities, include=include or [])
+    return render(result, response_format, granularities, include=include)
 
 
 @router.post(
@@ -102,11 +114,12 @@ async def _recognised(
     metrics: Metrics,
     file: UploadFile,
     hotwords: list[str] | None,
+    on_words: Callable[[list[Word]], None] = lambda words: None,
 ) -> FileTranscript:
     decoding = decoding_for(recogniser.decoding, DecodingQuery(hotwords=hotwords or []))
     name = file.filename or "the upload"
     return await recognise(
-        request, file.file, name, recogniser, decoding, settings.windowing, settings.file_limits, metrics
+        request, file.file, name, recogniser, decoding, settings.windowing, settings.file_limits, metrics, on_words
     )
 
 
