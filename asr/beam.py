@@ -18,7 +18,7 @@ import contextlib
 import math
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -28,6 +28,7 @@ from flashlight.lib.text.decoder import (
     CriterionType,
     LexiconDecoder,
     LexiconDecoderOptions,
+    LMState,
     SmearingMode,
     Trie,
     ZeroLM,
@@ -41,6 +42,8 @@ from asr.text import ALPHABET, BLANK, NUM_CLASSES, SPACE, encode
 from asr.transcript import Transcript, Word
 
 UNKNOWN = "<unk>"
+UNKNOWN_PHRASE = "[unk]"
+"""Vosk's grammar entry for speech outside the other phrases."""
 _END_OF_WORD = CERTAIN_SPACE[None]
 MAX_BEAM_SIZE = 1024
 """Bounds what one request may cost: the decoding time grows about linearly with the beam."""
@@ -65,6 +68,10 @@ class Beam:
     hotword_boost: float | None = None
     """Added to a hotword's LM log10 probability (so multiplied by ``alpha``) each time it is said."""
     alternatives: int = 1
+    grammar: tuple[str, ...] = ()
+    """Vosk's closed grammar: phrases, one of which (or several in a row) is all an utterance may say, in place
+    of the LM's sentences. With :data:`UNKNOWN_PHRASE` among them, the LM's search runs as usual instead and
+    each word outside the phrases comes out as that."""
 
 
 LM_DEFAULTS = Beam()
@@ -95,6 +102,51 @@ class _BoostedLM(LM):
 
     def finish(self, state):
         return self.lm.finish(state)
+
+
+class _GrammarLM(LM):
+    """An utterance is one or more of the phrases (lists of word indices), one after another: a word that
+    continues none scores :data:`_OUTSIDE_GRAMMAR`, and so does a sentence ending inside a phrase."""
+
+    def __init__(self, phrases: list[list[int]]):
+        LM.__init__(self)
+        self.children: list[dict[int, int]] = [{}]
+        self.ends: set[int] = set()
+        for phrase in phrases:
+            node = 0
+            for word in phrase:
+                if word not in self.children[node]:
+                    self.children[node][word] = len(self.children)
+                    self.children.append({})
+                node = self.children[node][word]
+            self.ends.add(node)
+        self.nodes: dict[LMState, int] = {}
+        """Each search state's place in the phrases' word tree; -1 once it left them."""
+
+    def start(self, start_with_nothing: bool):
+        state = LMState()
+        self.nodes[state] = 0
+        return state
+
+    def score(self, state, token_index: int):
+        node = self.nodes[state]
+        after = -1 if node < 0 else self.children[node].get(token_index, -1)
+        if after < 0 and node in self.ends:
+            after = self.children[0].get(token_index, -1)
+        child = state.child(token_index)
+        self.nodes[child] = after
+        return child, 0.0 if after >= 0 else _OUTSIDE_GRAMMAR
+
+    def finish(self, state):
+        return state, 0.0 if self.nodes[state] in self.ends else _OUTSIDE_GRAMMAR
+
+
+_OUTSIDE_GRAMMAR = -1e4
+"""In log10 units: no acoustic evidence outweighs it."""
+_GRAMMAR_THRESHOLD = 1e3
+"""A grammar's search prunes by the beam's size alone, keeps the widest beam and skips no blank frames (its lexicon
+is small): speech far from every phrase must still come out as the nearest one, whose letters the model may not
+have heard, and alignments of the letters it did hear fill a narrower beam before those get a frame."""
 
 
 def spelled(word: str) -> bool:
@@ -172,20 +224,15 @@ class BeamDecoder:
             # The LM prices an empty sentence far below a short one ("a"), so where the model heard no
             # letter at all, the search would put a word on silence: the acoustics alone decide there.
             return [Hypothesis(Transcript(""), [])]
-        boost = d.hotword_boost if options.hotword_boost is None else options.hotword_boost
-        if long := [w for w in options.hotwords if len(w) > MAX_HOTWORD_LETTERS]:
+        if long := [w for p in (options.hotwords, options.grammar) for w in p if len(w) > MAX_HOTWORD_LETTERS]:
             raise ValueError(f"hotwords may have at most {MAX_HOTWORD_LETTERS} letters, not {len(long[0])}")
-        asked = dict.fromkeys(w for w in options.hotwords if spelled(w))
-        hotwords = tuple((self.index.get(w, self.unknown + 1 + j), w, boost) for j, w in enumerate(asked))
-        new_words = {i: w for i, w, _ in hotwords if i > self.unknown}
-        lm = self.kenlm or ZeroLM()
-        if hotwords and self.kenlm is not None:
-            lm = _BoostedLM(self.kenlm, self.unknown, {i: b for i, _, b in hotwords})
+        closed = bool(options.grammar) and UNKNOWN_PHRASE not in options.grammar
+        trie, lm, names = self._grammar(options.grammar) if closed else self._vocabulary(options)
         decoder = LexiconDecoder(
             LexiconDecoderOptions(
-                beam_size=options.beam_size or d.beam_size,
+                beam_size=MAX_BEAM_SIZE if closed else options.beam_size or d.beam_size,
                 beam_size_token=NUM_CLASSES,
-                beam_threshold=d.beam_threshold,
+                beam_threshold=_GRAMMAR_THRESHOLD if closed else d.beam_threshold,
                 lm_weight=d.alpha if options.alpha is None else options.alpha,
                 word_score=d.beta if options.beta is None else options.beta,
                 unk_score=-math.inf,
@@ -193,7 +240,7 @@ class BeamDecoder:
                 log_add=True,  # merged prefixes sum their paths' probabilities: CTC prefix search
                 criterion_type=CriterionType.CTC,
             ),
-            self._trie_with(tuple(h for h in hotwords if h[0] in new_words)),
+            trie,
             lm,
             SPACE,
             BLANK,
@@ -201,7 +248,9 @@ class BeamDecoder:
             [],
             False,
         )
-        kept = kept_frames(emissions, d.blank_skip)
+        kept = kept_frames(
+            emissions, 1.0 if closed else d.blank_skip
+        )  # a grammar may need letters the model did not hear
         padded = torch.cat((emissions[kept], _END_OF_WORD)).contiguous()
         frames = len(kept)
         keep = max(options.alternatives, _EVIDENCE_HYPOTHESES)
@@ -220,9 +269,12 @@ class BeamDecoder:
             path = restored(np.asarray(tokens[1 : frames + 1]), kept, len(emissions))  # the first is the start state
             posteriors = np.exp(scores_by_frame[np.arange(len(emissions)), path])
             words = path_words(path, posteriors, frame_seconds, duration)
-            spoken = [self.words[i] if i < self.unknown else new_words[i] for i in result.words if i >= 0]
+            spoken = [names(i) for i in result.words if i >= 0]
             if [w.word for w in words] != spoken:
                 raise RuntimeError(f"decoder path spells {[w.word for w in words]}, its words are {spoken}")
+            if options.grammar and not closed:
+                allowed = {w for phrase in options.grammar for w in phrase.split()}
+                words = [w if w.word in allowed else replace(w, word=UNKNOWN_PHRASE) for w in words]
             spans.append(words)
         scores = np.array([r.score for r, _ in results])
         shares = np.exp(scores - scores.max())
@@ -234,6 +286,30 @@ class BeamDecoder:
             )
             for words, share in zip(spans, shares, strict=True)
         ]
+
+    def _vocabulary(self, options: Beam) -> tuple[Trie, LM, Callable[[int], str]]:
+        """The lexicon (with the hotwords it lacks) and the LM (with their boost), and each word index's word."""
+        boost = self.defaults.hotword_boost if options.hotword_boost is None else options.hotword_boost
+        asked = dict.fromkeys(w for w in options.hotwords if spelled(w))
+        hotwords = tuple((self.index.get(w, self.unknown + 1 + j), w, boost) for j, w in enumerate(asked))
+        new_words = {i: w for i, w, _ in hotwords if i > self.unknown}
+        lm = self.kenlm or ZeroLM()
+        if hotwords and self.kenlm is not None:
+            lm = _BoostedLM(self.kenlm, self.unknown, {i: b for i, _, b in hotwords})
+        trie = self._trie_with(tuple(h for h in hotwords if h[0] in new_words))
+        return trie, lm, lambda i: self.words[i] if i < self.unknown else new_words[i]
+
+    @staticmethod
+    def _grammar(phrases: tuple[str, ...]) -> tuple[Trie, LM, Callable[[int], str]]:
+        """A lexicon of the phrases' words alone, and the grammar's LM in place of the n-gram model."""
+        spellable = [[w for w in phrase.split() if spelled(w)] for phrase in phrases]
+        words = list(dict.fromkeys(w for phrase in spellable for w in phrase))
+        index = {w: i for i, w in enumerate(words)}
+        trie = Trie(NUM_CLASSES, SPACE)
+        for i, word in enumerate(words):
+            trie.insert([*encode(word), SPACE], i, 0.0)
+        trie.smear(SmearingMode.MAX)
+        return trie, _GrammarLM([[index[w] for w in phrase] for phrase in spellable if phrase]), words.__getitem__
 
     def decode(
         self,

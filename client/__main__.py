@@ -76,8 +76,7 @@ def _stream(args: argparse.Namespace) -> int:
         print(f"asr: no such file: {args.file}", file=sys.stderr)
         return USAGE
     url = args.url.replace("http", "ws", 1).rstrip("/") + "/v1/stream"
-    config = {"phrase_list": args.hotwords} if args.hotwords else {}
-    config |= {k: v for k, v in _decoding(args).items() if k != "hotwords"}
+    config = _decoding(args)
     try:
         if args.mic:  # a live source paces itself
             chunks, real_time = live.microphone(args.chunk_ms), False

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from asr.beam import MAX_BEAM_SIZE, MAX_HOTWORD_LETTERS, spelled
+from asr.beam import MAX_BEAM_SIZE, MAX_HOTWORD_LETTERS, UNKNOWN_PHRASE, spelled
 from asr.decoding import Greedy
 from asr.text import normalise
 from asr.transcriber import Decoding
@@ -64,16 +64,41 @@ def hotword_list(phrases: Iterable[object]) -> tuple[str, ...]:
     return tuple(words)
 
 
-def decoding_for(server: Decoding, query: DecodingQuery, alternatives: int = 0) -> Decoding:
+def grammar_list(phrases: Iterable[object]) -> tuple[str, ...]:
+    """Vosk's ``phrase_list``: the distinct phrases, normalised to the model's alphabet (``[unk]`` kept as is)."""
+    kept: dict[str, None] = {}
+    size = 0
+    for phrase in phrases:
+        if not isinstance(phrase, str):
+            raise InvalidOption("phrase_list", f"each entry must be text, not {phrase!r:.40}")
+        size += len(phrase) + 1
+        if size > MAX_HOTWORDS_TEXT:
+            raise InvalidOption("phrase_list", f"at most {MAX_HOTWORDS_TEXT} characters in all")
+        text = UNKNOWN_PHRASE if phrase.strip() == UNKNOWN_PHRASE else normalise(phrase)
+        if long := [w for w in text.split() if len(w) > MAX_HOTWORD_LETTERS]:
+            raise InvalidOption("phrase_list", f"{long[0]:.20}... is longer than {MAX_HOTWORD_LETTERS} letters")
+        if text:
+            kept[text] = None
+    if len({w for phrase in kept for w in phrase.split()}) > MAX_HOTWORDS:
+        raise InvalidOption("phrase_list", f"at most {MAX_HOTWORDS} distinct words")
+    return tuple(kept)
+
+
+def decoding_for(
+    server: Decoding, query: DecodingQuery, alternatives: int = 0, grammar: Iterable[object] = ()
+) -> Decoding:
     """The request's options over the ``server``'s decoding. Beam options on a server that decodes greedily
     (it has no LM), or with ``decoder=greedy``, are refused. ``alternatives``: Vosk's max_alternatives (0: one
-    transcript)."""
+    transcript); ``grammar``: its phrase_list."""
     hotwords = hotword_list(query.hotwords)
+    phrases = grammar_list(grammar)
     beam_asked = [
         name for name in ("beam_size", "lm_weight", "word_score", "hotword_boost") if getattr(query, name) is not None
     ]
     if hotwords:
         beam_asked.append("hotwords")
+    if phrases:
+        beam_asked.append("phrase_list")
     if alternatives:
         beam_asked.append("max_alternatives")
     if query.decoder == "greedy" and beam_asked:
@@ -93,4 +118,4 @@ def decoding_for(server: Decoding, query: DecodingQuery, alternatives: int = 0) 
         "hotword_boost": query.hotword_boost,
     }
     chosen = {name: value for name, value in overrides.items() if value is not None}
-    return replace(server, **chosen, alternatives=max(1, alternatives))
+    return replace(server, **chosen, alternatives=max(1, alternatives), grammar=phrases)

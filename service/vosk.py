@@ -4,9 +4,10 @@ Existing Vosk clients work unchanged: ``{"config": {...}}`` text messages (no re
 first, but taken at any time: :meth:`Session.configure`), binary 16-bit little-endian mono PCM in
 chunks of any size, each answered by exactly one message: ``{"partial": ...}`` while an utterance is
 open, or ``{"result": [...], "text": ...}`` when one closed in that chunk. The config takes Vosk's
-``phrase_list`` (here: hotwords to favour, not a closed grammar) and ``max_alternatives`` (results
+``phrase_list`` (its closed grammar: :attr:`asr.beam.Beam.grammar`) and ``max_alternatives`` (results
 become ``{"alternatives": [...]}``, each with its ``confidence``), and this service's decoding fields,
-as in the REST query: ``decoder``, ``beam_size``, ``lm_weight``, ``word_score``, ``hotword_boost``.
+as in the REST query: ``decoder``, ``beam_size``, ``lm_weight``, ``word_score``, ``hotwords`` (words
+to favour), ``hotword_boost``.
 ``{"eof" : 1}`` answers with the last result and closes; ``{"reset" : 1}`` answers with the open
 utterance's result and starts a new one. Problems raise :class:`ProtocolError`, which the route
 answers with ``{"error": ...}`` and its close code. ``service.routers.stream`` carries this over the
@@ -23,7 +24,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 from starlette import status
 
@@ -122,7 +123,7 @@ class VoskConfig(DecodingQuery):
     encoding: Literal["pcm_s16le", "pcm_f32le"] | None = None
     words: bool | None = None
     max_alternatives: int = 0
-    hotwords: list[object] = Field([], alias="phrase_list")
+    grammar: list[object] = Field([], alias="phrase_list")
 
     @field_validator("sample_rate", mode="before")
     @classmethod
@@ -153,11 +154,12 @@ class VoskConfig(DecodingQuery):
             raise _refuse(f"max_alternatives must be a whole number from 0 up, not {value!r}")
         return min(count, MAX_ALTERNATIVES)
 
-    @field_validator("hotwords", mode="before")
+    @field_validator("grammar", "hotwords", mode="before")
     @classmethod
-    def _phrases(cls, value: object) -> object:
+    def _phrases(cls, value: object, info: ValidationInfo) -> object:
         if not isinstance(value, list):
-            raise _refuse(f"phrase_list must be a list of words or phrases, not {value!r}")
+            name = "phrase_list" if info.field_name == "grammar" else info.field_name
+            raise _refuse(f"{name} must be a list of words or phrases, not {value!r}")
         return value
 
     @classmethod
@@ -178,7 +180,7 @@ class VoskConfig(DecodingQuery):
 
 
 _INVALID = status.WS_1007_INVALID_FRAME_PAYLOAD_DATA
-_DECODING_FIELDS = {"phrase_list", "max_alternatives", *DecodingQuery.model_fields} - {"hotwords"}
+_DECODING_FIELDS = {"phrase_list", "max_alternatives", *DecodingQuery.model_fields}
 
 
 def parse_command(text: str) -> dict:
@@ -234,9 +236,9 @@ class Session:
         reply to the next message."""
         config = VoskConfig.parse(raw, earlier=self._fields)
         try:
-            decoding = decoding_for(self.recogniser.decoding, config, config.max_alternatives)
+            decoding = decoding_for(self.recogniser.decoding, config, config.max_alternatives, config.grammar)
         except InvalidOption as error:
-            raise ProtocolError(str(error).replace("hotwords", "phrase_list"), _INVALID) from None
+            raise ProtocolError(str(error), _INVALID) from None
         self._fields = config.model_dump(by_alias=True, exclude_unset=True)
         self.words = True if config.words is None else config.words
         self.decoding, self.alternatives = decoding, config.max_alternatives

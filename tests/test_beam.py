@@ -121,6 +121,24 @@ def test_a_hotword_wins_when_boosted_even_outside_the_vocabulary(lm):
     assert "zorx" not in decoder.decode(unknown, FRAME)[0].text  # a request's hotwords do not stay
 
 
+def test_a_grammar_keeps_to_its_phrases_in_their_order_and_one_after_another(lm):
+    """The acoustics say "turn of the lamp": the grammar's nearest phrase wins, word order and all."""
+    decoder = BeamDecoder(lm)
+    grammar = Beam(grammar=("turn on the light", "turn off the lamp", "stop"))
+    lp = posteriors(spoken("turn of the lamp"))
+    assert decoder.decode(lp, FRAME, options=grammar)[0].text == "turn off the lamp"
+    assert decoder.decode(posteriors(spoken("turn on the lamp")), FRAME, options=grammar)[0].text in (
+        "turn on the light",
+        "turn off the lamp",
+    )  # no phrase mixes its words with another's
+    assert decoder.decode(posteriors(spoken("stop stop")), FRAME, options=grammar)[0].text == "stop stop"
+    assert decoder.decode(posteriors(spoken("the cat sat")), FRAME)[0].text == "the cat sat"  # the LM again after
+    silence = posteriors(["_"] * 30)
+    assert decoder.decode(silence, FRAME, options=grammar)[0].text == ""
+    open_ended = Beam(grammar=("the cat", "[unk]"))
+    assert decoder.decode(posteriors(spoken("the dog sat")), FRAME, options=open_ended)[0].text == "the [unk] [unk]"
+
+
 def test_a_hotword_as_long_as_the_limit_is_spelled_and_a_longer_one_refused(lm):
     """flashlight builds its word tree by recursion: one hotword of 100,000 letters killed the process."""
     decoder, word = BeamDecoder(lm), "ab" * (MAX_HOTWORD_LETTERS // 2)

@@ -55,6 +55,26 @@ def test_a_stream_sent_no_config_is_read_at_vosk_s_default_of_8000_hz(server):
     assert cer(["turn off the kitchen lights"], [text]) <= 0.35, text
 
 
+def test_phrase_list_is_a_closed_grammar_and_hotwords_only_favour(server):
+    """Vosk's phrase_list limits results to its phrases (speech outside them reads as the nearest one, or as
+    [unk] where the list has it); this service's hotwords only favour words."""
+    commands = ["turn on the kitchen lights", "turn off the kitchen lights", "open the garage door"]
+
+    def said(sentence: str, config: dict) -> str:
+        audio, _ = pcm(16000, sentences=[sentence])
+        with connect(ws_url(server[0])) as ws:
+            ws.send(json.dumps({"config": {"sample_rate": 16000, **config}}))
+            replies = session(ws, audio, 6400)
+            ws.send('{"eof" : 1}')
+            replies.append(json.loads(ws.recv(timeout=30)))
+        return " ".join(r["text"] for r in replies if r.get("text"))
+
+    assert said("turn off the kitchen lights", {"phrase_list": commands}) == "turn off the kitchen lights"
+    assert said("what is the weather in paris", {"phrase_list": commands}) in commands
+    assert "[unk]" in said("what is the weather in paris", {"phrase_list": [*commands, "[unk]"]})
+    assert said("what is the weather in paris", {"hotwords": commands}) not in commands
+
+
 def test_without_words_a_result_carries_only_text_and_eof_flushes_the_open_utterance(server):
     audio, _ = pcm(16000, pause=0.0, sentences=["turn off the kitchen lights"])
     cut = audio[: 2 * 16000 * 3 // 2]  # the first 1.5 s: half a second of silence, then the speech breaks off

@@ -108,7 +108,7 @@ def test_numbers_are_read_as_vosk_reads_them_and_alternatives_capped(config, tak
 
 def test_a_config_sets_rate_encoding_and_decoding_and_later_fields_keep_earlier_ones():
     session = Session(FakeRecogniser(), CONFIG)
-    session.configure({"sample_rate": 8000.0, "encoding": "pcm_f32le", "phrase_list": ["kubernetes"]})
+    session.configure({"sample_rate": 8000.0, "encoding": "pcm_f32le", "hotwords": ["kubernetes"]})
     assert (session.sample_rate, session.encoding) == (8000, "pcm_f32le")
     assert session.decoding == Beam(hotwords=("kubernetes",))
     session.configure({"decoder": "greedy"})
@@ -171,10 +171,11 @@ def test_beam_options_on_a_greedy_server_are_refused_and_say_why():
 
 def test_a_config_after_audio_changes_the_decoding_at_once_and_keeps_what_it_does_not_name():
     session = Session(FakeRecogniser(), CONFIG)
-    session.configure({"sample_rate": 16000.0, "phrase_list": ["kubernetes"]})
+    session.configure({"sample_rate": 16000.0, "phrase_list": ["Turn it OFF", "[unk]"], "hotwords": ["kubernetes"]})
     talk(session, pcm16(torch.cat([torch.zeros(8000), tone(1.5)])))  # an utterance is open
     session.configure({"max_alternatives": 2, "words": False})
-    assert session.decoding == Beam(hotwords=("kubernetes",), alternatives=2) and session.sample_rate == 16000
+    assert session.decoding == Beam(hotwords=("kubernetes",), alternatives=2, grammar=("turn it off", "[unk]"))
+    assert session.sample_rate == 16000
     assert flush(session) == {"alternatives": [{"text": "open the garage door please", "confidence": 0.5}] * 2}
 
 
