@@ -15,6 +15,8 @@ from websockets.sync.client import connect
 from client.transcribe import Unreachable
 
 RATE = 16000
+_UNUSABLE = (1008, 1013)
+"""Close codes that say the server cannot be used now: a refused API key, or no room for the stream."""
 
 
 class StreamFailed(RuntimeError):
@@ -109,7 +111,9 @@ def stream(
             ws.send('{"eof" : 1}')
             show(json.loads(ws.recv(timeout=60)))
     except ConnectionClosed as closed:
-        raise StreamFailed(_why_closed(ws, closed)) from None
+        code = closed.rcvd.code if closed.rcvd else None
+        failure = Unreachable if code in _UNUSABLE else StreamFailed
+        raise failure(_why_closed(ws, closed)) from None
     except InvalidStatus as error:
         raise Unreachable(f"the server refused the stream: HTTP {error.response.status_code}") from None
     except (OSError, WebSocketException) as error:
