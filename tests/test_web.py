@@ -6,6 +6,7 @@ Each test saves a screenshot of its page in ``build/test-artifacts/``.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -67,7 +68,9 @@ def test_a_file_gives_words_that_seek_the_player_highlight_and_download(server, 
         words = page.locator("#transcript .word")
         assert words.all_inner_texts() == [w["word"] for w in expected["words"]]
         assert cer([SENTENCE], [expected["text"]]) <= 0.35
-        assert "s of audio, transcribed in" in page.inner_text("#status")
+        assert "s of audio, transcribed in" in page.inner_text("#file-status")
+        assert page.is_visible("#transcript-help")  # words are buttons, and dotted ones are doubtful: said so
+        assert "Select a word" in page.inner_text("#transcript-help") and page.is_visible("#transcript-help .doubtful")
 
         third = expected["words"][2]
         words.nth(2).click()  # seeks there and plays: the word under the playhead is highlighted
@@ -93,8 +96,21 @@ def test_a_file_the_server_refuses_is_explained(server, tmp_path):
     with chromium("refused") as page:
         page.goto(url)
         page.set_input_files("#file", bad)
-        page.wait_for_selector("#status.error")
-        assert "not a supported audio file" in page.inner_text("#status")
+        page.wait_for_selector("#file-status.error")
+        assert "not a supported audio file" in page.inner_text("#file-status")
+        assert page.is_hidden("#player") and page.is_hidden("#transcript-help")  # no empty player left behind
+
+
+def test_a_silent_file_says_no_speech_was_found(server, tmp_path):
+    url, _ = server
+    silent = tmp_path / "quiet.wav"
+    soundfile.write(silent, np.zeros(32000, np.int16), 16000)
+    with chromium("silent") as page:
+        page.goto(url)
+        page.set_input_files("#file", silent)
+        page.wait_for_function("document.getElementById('file-status').textContent.includes('no speech')")
+        assert page.inner_text("#file-status").startswith("quiet.wav: no speech found in 2.0 s of audio")
+        assert page.locator("#transcript .word").count() == 0 and page.is_hidden("#downloads")
 
 
 def test_the_microphone_streams_live_partials_that_settle_into_finals(server, spoken):
@@ -112,7 +128,7 @@ def test_the_microphone_streams_live_partials_that_settle_into_finals(server, sp
         final = page.inner_text("#finals li")
         seen = page.evaluate("window.seen")
         page.click("#mic")
-        assert page.inner_text("#status") == "Stopped." and page.get_attribute("#mic", "aria-pressed") == "false"
+        assert page.inner_text("#live-status") == "Stopped." and page.get_attribute("#mic", "aria-pressed") == "false"
     assert cer([SENTENCE], [final]) <= 0.35, final
     partials = [p for p in seen["partials"] if p]
     assert len(partials) >= 2 and max(seen["levels"]) > 0.3  # live text grew, and the meter moved
@@ -123,8 +139,8 @@ def test_a_denied_microphone_says_how_to_allow_it(server, spoken):
     with chromium("denied", microphone=spoken, allow=False) as page:
         page.goto(url)
         page.click("#mic")
-        page.wait_for_selector("#status.error")
-        assert "Microphone access was denied" in page.inner_text("#status")
+        page.wait_for_selector("#live-status.error")
+        assert "Microphone access was denied" in page.inner_text("#live-status")
         assert page.get_attribute("#mic", "aria-pressed") == "false"
 
 
@@ -151,8 +167,51 @@ def test_a_dropped_connection_is_reported_and_reconnected(server, spoken):
         page.route_web_socket("**/v1/stream", route)
         page.goto(url)
         page.click("#mic")
-        page.wait_for_function("document.getElementById('status').textContent.includes('reconnecting')", timeout=15000)
-        assert "connection was lost (1012)" in page.inner_text("#status")
+        page.wait_for_function("document.getElementById('live-status').textContent.includes('Reconnecting')")
+        assert (
+            page.inner_text("#live-status") == "The connection was lost: the server is restarting. Reconnecting in 1 s…"
+        )
         page.wait_for_selector("#finals li", timeout=30000)  # the second connection carries on
-        assert len(connections) == 2 and page.inner_text("#status") == "Listening."
+        assert len(connections) == 2 and page.inner_text("#live-status") == "Listening."
         page.click("#mic")
+
+
+def test_a_refused_key_stops_the_microphone_and_says_what_to_do(server, spoken):
+    url, _ = server
+    connections = []
+
+    def refuse(ws) -> None:
+        """As the server answers a stream without a valid key: its message, then 1008."""
+        connections.append(ws)
+        ws.send('{"error": "a valid API key is required"}')
+        ws.close(code=1008)
+
+    with chromium("refused-key", microphone=spoken) as page:
+        page.route_web_socket("**/v1/stream", refuse)
+        page.goto(url)
+        page.click("#mic")
+        page.wait_for_function("document.getElementById('mic').getAttribute('aria-pressed') === 'false'")
+        status = page.inner_text("#live-status")
+        page.wait_for_timeout(2500)  # a retry would have come by now
+    assert status.startswith("The server said: a valid API key is required. Enter the server's key")
+    assert len(connections) == 1
+
+
+def test_the_backoff_grows_while_the_server_stays_busy(server, spoken):
+    """The server accepts each stream and closes it at once with 1013: waits of 1 s, then 2 s, then 4 s."""
+    url, _ = server
+    opened: list[float] = []
+
+    def busy(ws) -> None:
+        opened.append(time.monotonic())
+        ws.close(code=1013)
+
+    with chromium("busy", microphone=spoken) as page:
+        page.route_web_socket("**/v1/stream", busy)
+        page.goto(url)
+        page.click("#mic")
+        page.wait_for_function("document.getElementById('live-status').textContent.includes('in 4 s')", timeout=15000)
+        assert "the server is busy or still loading" in page.inner_text("#live-status")
+        page.click("#mic")
+    gaps = np.diff(opened)
+    assert len(gaps) >= 2 and gaps[0] == pytest.approx(1, abs=0.5) and gaps[1] == pytest.approx(2, abs=0.5)

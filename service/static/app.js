@@ -4,10 +4,13 @@
 const $ = (id) => document.getElementById(id);
 const apiKey = () => $("api-key").value.trim();
 
-function setStatus(message, isError = false) {
-  $("status").textContent = message;
-  $("status").classList.toggle("error", isError);
+// Each section has its own status line, beside its controls.
+function setStatus(where, message, isError = false) {
+  $(where).textContent = message;
+  $(where).classList.toggle("error", isError);
 }
+const fileStatus = (message, isError) => setStatus("file-status", message, isError);
+const liveStatus = (message, isError) => setStatus("live-status", message, isError);
 
 // ---- Files -------------------------------------------------------------------------------
 
@@ -22,7 +25,8 @@ async function transcribe(file) {
   player.hidden = false;
   $("transcript").replaceChildren();
   $("downloads").hidden = true;
-  setStatus(`Transcribing ${file.name}…`);
+  $("transcript-help").hidden = true;
+  fileStatus(`Transcribing ${file.name}…`);
   const body = new FormData();
   body.append("file", file);
   const headers = apiKey() ? { Authorization: `Bearer ${apiKey()}` } : {};
@@ -30,17 +34,25 @@ async function transcribe(file) {
   try {
     response = await fetch("/v1/transcribe", { method: "POST", body, headers });
   } catch (error) {
-    setStatus(`The server could not be reached (${error.message}).`, true);
+    refused(`The server could not be reached (${error.message}).`);
     return;
   }
   const answer = await response.json().catch(() => ({}));
   if (!response.ok) {
-    setStatus(answer.error?.message ?? `The server answered ${response.status}.`, true);
+    refused(answer.error?.message ?? `The server answered ${response.status}.`);
     return;
   }
   result = answer;
   showWords(answer.words);
-  setStatus(`${file.name}: ${answer.duration.toFixed(1)} s of audio, transcribed in ${answer.processing_seconds.toFixed(2)} s.`);
+  const timing = `${answer.duration.toFixed(1)} s of audio, transcribed in ${answer.processing_seconds.toFixed(2)} s`;
+  fileStatus(answer.words.length ? `${file.name}: ${timing}.` : `${file.name}: no speech found in ${timing}.`);
+}
+
+function refused(message) {
+  const player = $("player");
+  player.hidden = true;
+  player.removeAttribute("src");
+  fileStatus(message, true);
 }
 
 function showWords(words) {
@@ -61,6 +73,7 @@ function showWords(words) {
     box.append(button, " ");
   });
   $("downloads").hidden = words.length === 0;
+  $("transcript-help").hidden = words.length === 0;
 }
 
 function highlight() {
@@ -95,11 +108,32 @@ function download(format) {
 
 // ---- Microphone ---------------------------------------------------------------------------
 
-const live = { audio: null, socket: null, running: false, retry: 1 };
+const live = { audio: null, socket: null, running: false, retry: 1, healthy: null };
+
+// What a close code means for the person at the microphone; the server's own message, when it sent one, comes first.
+const CLOSED = {
+  1000: "the stream ended",
+  1001: "the server is shutting down",
+  1003: "the server did not understand a message",
+  1006: "the connection dropped",
+  1007: "the server refused the audio settings",
+  1008: "the server refused the API key",
+  1009: "a message was too large for the server",
+  1011: "recognition failed on the server",
+  1012: "the server is restarting",
+  1013: "the server is busy or still loading",
+};
+// Codes a retry cannot fix: the microphone stops and the page says what to do.
+const FINAL = {
+  1003: "Reload the page.",
+  1007: "Reload the page.",
+  1008: "Enter the server's key under \u201cAPI key\u201d above, then start the microphone again.",
+};
+const HEALTHY_SECONDS = 10;  // a connection that lasts this long resets the backoff
 
 async function startMicrophone() {
   if (!window.isSecureContext) {
-    setStatus("Browsers give the microphone only to secure pages: open this one over HTTPS, or on localhost.", true);
+    liveStatus("Browsers give the microphone only to secure pages: open this one over HTTPS, or on localhost.", true);
     return;
   }
   let media;
@@ -107,7 +141,7 @@ async function startMicrophone() {
     media = await navigator.mediaDevices.getUserMedia({ audio: { channelCount: 1 } });
   } catch (error) {
     const denied = error.name === "NotAllowedError" || error.name === "SecurityError";
-    setStatus(
+    liveStatus(
       denied
         ? "Microphone access was denied. Allow it for this site in the browser's settings, then try again."
         : `No microphone could be opened (${error.name}).`,
@@ -140,15 +174,17 @@ function connect() {
   const socket = new WebSocket(url);
   socket.binaryType = "arraybuffer";
   live.socket = socket;
+  let said = "";  // the server's error message, if it sent one before closing
   socket.onopen = () => {
-    live.retry = 1;
     socket.send(JSON.stringify({ config: { sample_rate: live.audio.context.sampleRate, encoding: "pcm_f32le" } }));
-    setStatus("Listening.");
+    live.healthy = setTimeout(() => (live.retry = 1), HEALTHY_SECONDS * 1000);
+    liveStatus("Listening.");
   };
   socket.onmessage = ({ data }) => {
     const reply = JSON.parse(data);
     if (reply.error) {
-      setStatus(reply.error, true);
+      said = reply.error;
+      liveStatus(said, true);
     } else if (reply.partial !== undefined) {
       $("partial").textContent = reply.partial;
     } else if (reply.text) {
@@ -159,16 +195,24 @@ function connect() {
     }
   };
   socket.onclose = (event) => {
+    clearTimeout(live.healthy);
     if (live.socket !== socket || !live.running) return;
+    const meaning = CLOSED[event.code] ?? `close code ${event.code}`;
+    const why = said ? `The server said: ${said.replace(/\.?$/, ".")}` : `The connection was lost: ${meaning}.`;
+    if (FINAL[event.code]) {
+      stopMicrophone(`${why} ${FINAL[event.code]}`);
+      return;
+    }
     const wait = live.retry;
     live.retry = Math.min(live.retry * 2, 16);
-    setStatus(`The connection was lost (${event.code || "no code"}); reconnecting in ${wait} s…`, true);
+    liveStatus(`${why} Reconnecting in ${wait} s…`, true);
     setTimeout(() => live.running && connect(), wait * 1000);
   };
 }
 
-function stopMicrophone() {
+function stopMicrophone(reason = null) {
   live.running = false;
+  live.retry = 1;
   const socket = live.socket;
   live.socket = null;
   if (socket?.readyState === WebSocket.OPEN) socket.send('{"eof" : 1}');  // the open utterance's result, then close
@@ -178,7 +222,8 @@ function stopMicrophone() {
   $("level").value = 0;
   $("mic").textContent = "Start the microphone";
   $("mic").setAttribute("aria-pressed", "false");
-  setStatus("Stopped.");
+  if (reason) liveStatus(reason, true);
+  else liveStatus("Stopped.");
 }
 
 // ---- Wiring -------------------------------------------------------------------------------
