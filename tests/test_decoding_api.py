@@ -73,12 +73,12 @@ def test_the_openai_client_sends_hotwords_in_its_extra_body(server, rare):
     assert refused.value.body["param"] == "hotwords"
 
 
-def test_streams_take_phrase_list_and_give_alternatives(server):
+def test_streams_take_hotwords_and_give_alternatives(server):
     audio, _ = pcm(16000, sentences=[RARE])
     replies = {}
     # The stream's segment, not the whole clip: with Silero's detector it starts 30 ms later than with the
     # energy one, and sitting 18's model then needs boost 9 here (8 sufficed before); 10 keeps a margin.
-    boosted_config = {"phrase_list": ["kubernetes"], "hotword_boost": 10, "max_alternatives": 3}
+    boosted_config = {"hotwords": ["kubernetes"], "hotword_boost": 10, "max_alternatives": 3}
     for name, config in {"plain": {}, "boosted": boosted_config}.items():
         with connect(ws_url(server[0])) as ws:
             ws.send(json.dumps({"config": {"sample_rate": 16000, **config}}))
@@ -93,4 +93,4 @@ def test_streams_take_phrase_list_and_give_alternatives(server):
     assert confidences == sorted(confidences, reverse=True) and sum(confidences) <= 1.0001
     assert all(a["text"] == " ".join(w["word"] for w in a["result"]) for a in alternatives)
     partials = [r["partial"] for r in replies["boosted"] if r.get("partial")]
-    assert partials and any("kubernetes" in p for p in partials)  # partials are decoded with the phrase list too
+    assert partials and any("kubernetes" in p for p in partials)  # partials are decoded with the hotwords too

@@ -190,11 +190,11 @@ def test_a_refused_key_stops_the_microphone_and_says_what_to_do(server, spoken):
         page.route_web_socket("**/v1/stream", refuse)
         page.goto(url)
         page.click("#mic")
-        page.wait_for_function("document.getElementById('mic').getAttribute('aria-pressed') === 'false'")
-        status = page.inner_text("#live-status")
+        page.wait_for_function("document.getElementById('live-status').textContent.includes('Enter the')")
         page.wait_for_timeout(2500)  # a retry would have come by now
+        status, pressed = page.inner_text("#live-status"), page.get_attribute("#mic", "aria-pressed")
     assert status.startswith("The server said: a valid API key is required. Enter the server's key")
-    assert len(connections) == 1
+    assert pressed == "false" and len(connections) == 1
 
 
 def test_the_backoff_grows_while_the_server_stays_busy(server, spoken):
