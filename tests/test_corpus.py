@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from asr.atomic import replaced
+from asr.audio import decode
 from asr.features import FeatureConfig, mel_centres
 from asr.model import AcousticModel
 from training import augment, corpus, texts
@@ -50,6 +51,18 @@ def test_build_is_deterministic_and_resumes(tmp_path):
     assert path.read_bytes() == audio
     assert corpus.build(tmp_path / "b", 6, 1, 1, seed=3, jobs=1, **cheap).read_text() == first
     assert corpus.build(tmp_path / "c", 6, 1, 1, seed=4, jobs=1, **cheap).read_text() != first
+
+
+def test_a_manifest_replays_its_corpus_even_after_the_sentence_pools_change(tmp_path, monkeypatch):
+    """How an evaluation set stays itself (training/evaluation_sets/): the replay reads the manifest, not the pools."""
+    cheap = {"engines": ("espeak-ng", "flite", "piper")}
+    manifest = corpus.build(tmp_path / "a", 2, 1, 1, seed=5, jobs=1, **cheap)
+    monkeypatch.setattr(corpus, "plan", None)  # nothing is drawn again: no sentence pool, no voice choice
+    replay = corpus.write(tmp_path / "b", corpus.replayed(manifest), jobs=1)
+    assert replay.read_text() == manifest.read_text()
+    for utterance in corpus.replayed(manifest):
+        again, first = (decode(utterance.path(tmp_path / root).read_bytes())[0] for root in "ba")
+        assert again.shape == first.shape and (again - first).abs().max() <= 4 / 32768  # babble: a few levels off
 
 
 def test_plan_balances_engines_sexes_and_effects():

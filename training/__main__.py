@@ -37,6 +37,9 @@ def _exclude_argument(parser: argparse.ArgumentParser, help: str) -> None:
 
 
 def _corpus(args: argparse.Namespace) -> None:
+    if args.replay:
+        print(f"wrote {corpus.write(args.out, corpus.replayed(args.replay), args.jobs)}")
+        return
     manifest = corpus.build(
         args.out,
         args.train,
@@ -287,6 +290,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _exclude_argument(
         p, "LibriSpeech-layout folders (other corpora's dev and test) whose sentences train must not speak"
+    )
+    p.add_argument(
+        "--replay",
+        type=Path,
+        metavar="MANIFEST",
+        help="synthesise exactly the utterances of this manifest.jsonl instead (a pinned evaluation set, "
+        "training/evaluation_sets/); the options above are then ignored",
     )
     p.set_defaults(run=_corpus)
 

@@ -438,6 +438,22 @@ def build(
     utterances = plan(
         n_train, n_dev, n_test, seed, text_source, held_out, config, engines, exclude, blends, accents, quiet
     )
+    return write(root, utterances, jobs)
+
+
+def replayed(manifest: Path) -> list[Utterance]:
+    """The utterances a corpus manifest lists, to synthesise them again exactly: how an evaluation set stays the
+    same set while the builder's sentence pools and voice draws change."""
+    utterances = []
+    for line in manifest.read_text().splitlines():
+        entry = json.loads(line)
+        entry.pop("duration", None)
+        utterances.append(Utterance(**entry | {"prosody": Prosody(**entry["prosody"])}))
+    return utterances
+
+
+def write(root: Path, utterances: list[Utterance], jobs: int = 2) -> Path:
+    """Synthesise ``utterances`` under ``root`` (those already there are kept) and write the manifest."""
     with _mapping(jobs) as mapped:
         written = mapped(_write, [(u, root) for u in utterances])
         durations = dict(tqdm(written, total=len(utterances), desc="synthesising", unit="utt"))
