@@ -248,9 +248,7 @@ class BeamDecoder:
             [],
             False,
         )
-        kept = kept_frames(
-            emissions, 1.0 if closed else d.blank_skip
-        )  # a grammar may need letters the model did not hear
+        kept = kept_frames(emissions, 1.0 if closed else d.blank_skip)  # a grammar's search keeps every frame
         padded = torch.cat((emissions[kept], _END_OF_WORD)).contiguous()
         frames = len(kept)
         keep = max(options.alternatives, _EVIDENCE_HYPOTHESES)
@@ -264,6 +262,7 @@ class BeamDecoder:
         if not results:
             return [Hypothesis(Transcript(""), [])]
         scores_by_frame = emissions.numpy()
+        allowed = {w for phrase in options.grammar for w in phrase.split()}
         spans = []
         for result, tokens in results:
             path = restored(np.asarray(tokens[1 : frames + 1]), kept, len(emissions))  # the first is the start state
@@ -273,7 +272,6 @@ class BeamDecoder:
             if [w.word for w in words] != spoken:
                 raise RuntimeError(f"decoder path spells {[w.word for w in words]}, its words are {spoken}")
             if options.grammar and not closed:
-                allowed = {w for phrase in options.grammar for w in phrase.split()}
                 words = [w if w.word in allowed else replace(w, word=UNKNOWN_PHRASE) for w in words]
             spans.append(words)
         scores = np.array([r.score for r, _ in results])
