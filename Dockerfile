@@ -1,7 +1,9 @@
 # The speech-recognition service for GPU hosts (CPU works too): docker build -t asr .
 # Needs the NVIDIA Container Toolkit and a driver for CUDA 13 (>= 580) to use the GPU. See docs/deployment.md.
 
-FROM python:3.11-slim-bookworm AS build
+# BASE: deploy/test-image.sh builds on a stand-in bootstrapped from Debian's packages where no registry is reachable.
+ARG BASE=python:3.11-slim-bookworm
+FROM ${BASE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
@@ -17,10 +19,10 @@ COPY asr asr
 COPY service service
 COPY client client
 RUN pip install --no-cache-dir --no-deps . \
-    && python -c "import asr.checkpoint as c, asr.beam as b; assert c.DEFAULT_CHECKPOINT.is_file() and b.DEFAULT_LM.is_file()"
+    && python -c "import asr.checkpoint as c, asr.language_model as lm; assert c.DEFAULT_CHECKPOINT.is_file() and lm.LanguageModel.load(lm.DEFAULT_LM).arpa.is_file()"
 
 # Training, for torchrun on GPU nodes (deploy/kubernetes/training-job.yaml): docker build --target train -t asr-train .
-FROM python:3.11-slim-bookworm AS train
+FROM ${BASE} AS train
 ENV PATH=/opt/venv/bin:$PATH PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONUNBUFFERED=1
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /src
@@ -33,7 +35,7 @@ WORKDIR /home/asr
 CMD ["python", "-m", "training", "--help"]
 
 # The service: the default target, so it comes last.
-FROM python:3.11-slim-bookworm
+FROM ${BASE}
 RUN groupadd --system --gid 10001 asr && useradd --system --uid 10001 --gid asr --create-home asr
 COPY --from=build /opt/venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH \
