@@ -48,6 +48,6 @@ WORKDIR /home/asr
 EXPOSE 8000
 # Liveness only: /ready is for load balancers, and a model still loading is not a sick container.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["python", "-m", "service.probe", "http://127.0.0.1:8000/health"]
+    CMD ["python", "-m", "service.probe", "/health"]
 # Exec form: the server is PID 1 and gets SIGTERM itself, drains, and exits 0 (allow ASR_DRAIN_SECONDS + 10 s).
 ENTRYPOINT ["python", "-m", "service"]

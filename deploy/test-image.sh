@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 BASE=localhost/asr-test-base:bookworm
 IMAGE=localhost/asr:test
 NAME=asr-test-$$
-PORT=8000  # the port the image's HEALTHCHECK probes
+PORT=${PORT:-18431}  # not the image's 8000: the health check must follow ASR_PORT
 # runc: crun refuses hosts whose cgroups are mounted in hybrid mode. Limits below the host's: a container
 # may not raise them where the host runs podman itself inside a sandbox.
 RUNTIME=(--runtime runc)
@@ -55,7 +55,8 @@ url="http://127.0.0.1:$PORT"
 curl --silent "$url" >/dev/null && fail "something already listens on port $PORT, which the container needs"
 started=$(date +%s%N)
 # podman's complaints that no systemd can time the health check go to a log: the check is run by hand below.
-podman "${RUNTIME[@]}" run --detach --name "$NAME" --network host "${LIMITS[@]}" "$IMAGE" >/dev/null 2>>"$work/podman.log"
+podman "${RUNTIME[@]}" run --detach --name "$NAME" --network host "${LIMITS[@]}" --env "ASR_PORT=$PORT" "$IMAGE" \
+    >/dev/null 2>>"$work/podman.log"
 for _ in $(seq 600); do
     curl --silent --fail "$url/ready" >/dev/null && break
     [ "$(podman inspect --format '{{.State.Running}}' "$NAME")" = true ] || fail "the container exited: $(podman logs "$NAME" 2>&1 | tail -5)"

@@ -23,6 +23,7 @@ import pytest
 import yaml
 
 from service.app import create_app
+from service.probe import target
 from service.settings import Settings
 from tests.support.servers import free_port
 from tests.support.speech import speak
@@ -80,8 +81,18 @@ def test_the_service_image_is_the_last_stage_non_root_exec_form_and_checks_liven
     assert json.loads(entrypoint) == ["python", "-m", "service"]
     (healthcheck,) = instructions(final, "HEALTHCHECK")
     probe = json.loads(healthcheck.split(" CMD ", 1)[1])
-    assert probe[:3] == ["python", "-m", "service.probe"] and probe[3].endswith("/health")
+    assert probe == ["python", "-m", "service.probe", "/health"]  # at $ASR_PORT, which the image sets
+    assert image_env(final)["ASR_PORT"] == "8000"
     assert image_env(final)["ASR_HOST"] == "0.0.0.0"
+
+
+def test_the_probe_asks_this_host_at_asr_port_for_a_path(monkeypatch):
+    monkeypatch.setenv("ASR_PORT", "9123")
+    assert target("/health") == "http://127.0.0.1:9123/health"
+    assert target("http://asr:8000/ready") == "http://asr:8000/ready"
+    monkeypatch.delenv("ASR_PORT")
+    with pytest.raises(SystemExit, match="set ASR_PORT"):
+        target("/health")
 
 
 def test_the_image_installs_the_locked_cuda_build_of_torch():
@@ -211,7 +222,7 @@ def test_compose_reserves_a_gpu_waits_for_readiness_and_outlasts_the_drain():
         {"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}
     ]
     probe = asr["healthcheck"]["test"]
-    assert probe[:4] == ["CMD", "python", "-m", "service.probe"] and probe[4].endswith("/ready")
+    assert probe == ["CMD", "python", "-m", "service.probe", "/ready"]
     assert asr["restart"] == "unless-stopped"
     assert int(asr["stop_grace_period"].removesuffix("s")) >= Settings().drain_seconds + 5
     assert asr["environment"]["ASR_DRAIN_SECONDS"] == "${ASR_DRAIN_SECONDS:-30}" and Settings().drain_seconds == 30
