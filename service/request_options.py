@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from typing import Literal
 
@@ -42,23 +42,34 @@ class DecodingQuery(BaseModel):
     )
 
 
-def hotword_list(phrases: Iterable[object]) -> tuple[str, ...]:
-    """The distinct words of ``phrases`` (comma-separated text allowed), normalised to the model's alphabet."""
-    words: dict[str, None] = {}
+def _entries(param: str, phrases: Iterable[object]) -> Iterator[str]:
+    """Each entry of a request's list of words or phrases: text, and all together of bounded size."""
     size = 0
     for phrase in phrases:
         if not isinstance(phrase, str):
-            raise InvalidOption("hotwords", f"each entry must be text, not {phrase!r:.40}")
+            raise InvalidOption(param, f"each entry must be text, not {phrase!r:.40}")
         size += len(phrase) + 1
         if size > MAX_HOTWORDS_TEXT:
-            raise InvalidOption("hotwords", f"at most {MAX_HOTWORDS_TEXT} characters in all")
+            raise InvalidOption(param, f"at most {MAX_HOTWORDS_TEXT} characters in all")
+        yield phrase
+
+
+def _words(param: str, text: str) -> list[str]:
+    """The words of normalised ``text``, none longer than the decoder's word tree takes."""
+    if long := [w for w in text.split() if len(w) > MAX_HOTWORD_LETTERS]:
+        raise InvalidOption(param, f"{long[0]:.20}... is longer than {MAX_HOTWORD_LETTERS} letters")
+    return text.split()
+
+
+def hotword_list(phrases: Iterable[object]) -> tuple[str, ...]:
+    """The distinct words of ``phrases`` (comma-separated text allowed), normalised to the model's alphabet."""
+    words: dict[str, None] = {}
+    for phrase in _entries("hotwords", phrases):
         for part in phrase.split(","):
             text = normalise(part)
             if part.strip() and not text:
                 raise InvalidOption("hotwords", f"{part.strip()!r} has nothing the model can spell (a-z, ')")
-            if long := [w for w in text.split() if len(w) > MAX_HOTWORD_LETTERS]:
-                raise InvalidOption("hotwords", f"{long[0]:.20}... is longer than {MAX_HOTWORD_LETTERS} letters")
-            words.update(dict.fromkeys(w for w in text.split() if spelled(w)))
+            words.update(dict.fromkeys(w for w in _words("hotwords", text) if spelled(w)))
     if len(words) > MAX_HOTWORDS:
         raise InvalidOption("hotwords", f"at most {MAX_HOTWORDS} words, not {len(words)}")
     return tuple(words)
@@ -67,17 +78,9 @@ def hotword_list(phrases: Iterable[object]) -> tuple[str, ...]:
 def grammar_list(phrases: Iterable[object]) -> tuple[str, ...]:
     """Vosk's ``phrase_list``: the distinct phrases, normalised to the model's alphabet (``[unk]`` kept as is)."""
     kept: dict[str, None] = {}
-    size = 0
-    for phrase in phrases:
-        if not isinstance(phrase, str):
-            raise InvalidOption("phrase_list", f"each entry must be text, not {phrase!r:.40}")
-        size += len(phrase) + 1
-        if size > MAX_HOTWORDS_TEXT:
-            raise InvalidOption("phrase_list", f"at most {MAX_HOTWORDS_TEXT} characters in all")
+    for phrase in _entries("phrase_list", phrases):
         text = UNKNOWN_PHRASE if phrase.strip() == UNKNOWN_PHRASE else normalise(phrase)
-        if long := [w for w in text.split() if len(w) > MAX_HOTWORD_LETTERS]:
-            raise InvalidOption("phrase_list", f"{long[0]:.20}... is longer than {MAX_HOTWORD_LETTERS} letters")
-        if text:
+        if _words("phrase_list", text):
             kept[text] = None
     if len({w for phrase in kept for w in phrase.split()}) > MAX_HOTWORDS:
         raise InvalidOption("phrase_list", f"at most {MAX_HOTWORDS} distinct words")

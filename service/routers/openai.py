@@ -31,12 +31,22 @@ from service.windowing import FileTranscript
 
 router = APIRouter(tags=["OpenAI-compatible"])
 
+# The form fields and answers that transcriptions and translations share.
+Model = Annotated[str, Form(description=f"The loaded model's id, or one of {', '.join(OPENAI_MODELS)}")]
+ResponseFormat = Annotated[str, Form(description=", ".join(RESPONSE_FORMATS))]
+Temperature = Annotated[float, Form(description="Accepted and ignored: decoding is deterministic")]
+Hotwords = Annotated[
+    list[str] | None,
+    Form(description="This service's extension: words or phrases to favour, comma-separated or repeated"),
+]
+TEXT_OR_JSON = {200: {"content": {"application/json": {}, "text/plain": {}}}}
+
 
 @router.post(
     "/v1/audio/transcriptions",
     summary="Transcribe audio (OpenAI-compatible)",
     response_class=Response,
-    responses={200: {"content": {"application/json": {}, "text/plain": {}}}},
+    responses=TEXT_OR_JSON,
 )
 async def transcriptions(
     request: Request,
@@ -44,11 +54,11 @@ async def transcriptions(
     settings: SettingsDep,
     metrics: MetricsDep,
     file: Annotated[UploadFile, File(description="The audio file, in any supported format")],
-    model: Annotated[str, Form(description=f"The loaded model's id, or one of {', '.join(OPENAI_MODELS)}")],
+    model: Model,
     language: Annotated[str | None, Form(description="en (the only language of the model), or omit it")] = None,
     prompt: Annotated[str | None, Form(description="Accepted and ignored; to favour words, send hotwords")] = None,
-    response_format: Annotated[str, Form(description=", ".join(RESPONSE_FORMATS))] = "json",
-    temperature: Annotated[float, Form(description="Accepted and ignored: decoding is deterministic")] = 0.0,
+    response_format: ResponseFormat = "json",
+    temperature: Temperature = 0.0,
     timestamp_granularities: Annotated[
         list[str] | None, Form(alias="timestamp_granularities[]", description="word and/or segment (verbose_json)")
     ] = None,
@@ -59,10 +69,7 @@ async def transcriptions(
         bool,
         Form(description="Server-sent events as the file's windows finish (ignored for whisper-1, as OpenAI does)"),
     ] = False,
-    hotwords: Annotated[
-        list[str] | None,
-        Form(description="This service's extension: words or phrases to favour, comma-separated or repeated"),
-    ] = None,
+    hotwords: Hotwords = None,
 ) -> Response:
     granularities = timestamp_granularities or []
     include = include or []
@@ -82,7 +89,7 @@ async def transcriptions(
     "/v1/audio/translations",
     summary="Translate audio into English (OpenAI-compatible): English speech gives its transcript",
     response_class=Response,
-    responses={200: {"content": {"application/json": {}, "text/plain": {}}}},
+    responses=TEXT_OR_JSON,
 )
 async def translations(
     request: Request,
@@ -90,17 +97,14 @@ async def translations(
     settings: SettingsDep,
     metrics: MetricsDep,
     file: Annotated[UploadFile, File(description="The audio file, English speech, in any supported format")],
-    model: Annotated[str, Form(description=f"The loaded model's id, or one of {', '.join(OPENAI_MODELS)}")],
+    model: Model,
     language: Annotated[
         str | None, Form(description="Not OpenAI's: some clients send the speech's language; en, or omit it")
     ] = None,
     prompt: Annotated[str | None, Form(description="Accepted and ignored")] = None,
-    response_format: Annotated[str, Form(description=", ".join(RESPONSE_FORMATS))] = "json",
-    temperature: Annotated[float, Form(description="Accepted and ignored: decoding is deterministic")] = 0.0,
-    hotwords: Annotated[
-        list[str] | None,
-        Form(description="This service's extension: words or phrases to favour, comma-separated or repeated"),
-    ] = None,
+    response_format: ResponseFormat = "json",
+    temperature: Temperature = 0.0,
+    hotwords: Hotwords = None,
 ) -> Response:
     check(model, recogniser.model_id, language, response_format, temperature, [])
     result = await _recognised(request, recogniser, settings, metrics, file, hotwords)
