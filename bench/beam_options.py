@@ -5,7 +5,7 @@ core) of greedy decoding and of beam search with the LM at each beam width, scor
 skip (:func:`asr.beam.kept_frames`). The acoustic model runs once per utterance, in fp32, untimed. Narrow
 beams are what partial reads use: their rows show what such a beam does to whole utterances' text.
 
-    python -m bench.beam_options corpora/v1/dev /tmp/asr-realdev --json bench/results/beam_options.json
+    python -m bench.beam_options corpora/tuning/dev /tmp/asr-realdev --json bench/results/beam_options.json
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ ONNX Runtime and torch.compile (inductor) are measured here only. Neither can ta
 sequences the model runs on, so they run a padded twin of it: each backward GRU reads its
 sequence reversed within its own length, which keeps padded batches exact.
 
-    python -m bench.cpu_paths data/v1/test
+    python -m bench.cpu_paths corpora/older-engines/test
 """
 
 from __future__ import annotations
@@ -141,7 +141,7 @@ def measure(forward: Forward, clips: list[torch.Tensor], references: list[str], 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("folder", type=Path, help="a split folder of a corpus, e.g. data/v1/test")
+    parser.add_argument("folder", type=Path, help="a split folder of a corpus, e.g. corpora/older-engines/test")
     parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
     args = parser.parse_args()
     clips, references = corpus_split(args.folder)

@@ -9,7 +9,7 @@ cannot say it) and that the beam missed is boosted alone in its own utterance; i
 recognised when the boosted transcript holds it. Then, for a few of them, the whole dev split is
 decoded with that one word boosted, and the WER of the utterances without it compared with no boost.
 
-    python -m bench.decoding corpora/v1 --splits dev test --json bench/results/decoding.json
+    python -m bench.decoding corpora/tuning --splits dev --json bench/results/decoding.json
 """
 
 from __future__ import annotations

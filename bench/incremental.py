@@ -6,7 +6,7 @@ way, is scored against full re-reading (``window=None``, exact). Also on utteran
 a time (about 13 s, near the service's 15 s cut), where the window matters most. Speed: the
 mean time of one partial read of the open utterance, late in a 15 s one, batch of 1.
 
-    python -m bench.incremental data/v1/test --windows 25 50 100 200
+    python -m bench.incremental corpora/older-engines/test --windows 25 50 100 200
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def read_cost(transcriber: Transcriber, waveform: torch.Tensor, window: int | No
 @torch.inference_mode()
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("folder", type=Path, help="a split folder of a corpus (e.g. data/v1/test)")
+    parser.add_argument("folder", type=Path, help="a split folder of a corpus (e.g. corpora/older-engines/test)")
     parser.add_argument("--windows", type=int, nargs="+", default=[25, 50, 100, 200], help="W, in output frames")
     parser.add_argument("--read-ms", type=float, default=400.0)
     parser.add_argument("--limit", type=int, default=400, help="utterances to use")

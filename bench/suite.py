@@ -27,7 +27,6 @@ import asyncio
 import json
 import operator
 import os
-import re
 import shutil
 import subprocess
 import threading
@@ -44,14 +43,15 @@ from asr.language_model import DEFAULT_LM, LanguageModel
 from asr.text import normalise
 from asr.transcriber import Transcriber
 from bench import load, peer
+from bench.docs import markers, replace_blocks
 from service.settings import Settings
 from tests.support.servers import resident_mb, samples, serve
 from tests.support.speech import SENTENCES, encode, speech
 from training.metrics import wer
 
 RATE = 16000
-DOCS_BEGIN, DOCS_END = "<!-- bench.suite: begin -->", "<!-- bench.suite: end -->"
-HEADLINE_BEGIN, HEADLINE_END = "<!-- bench.suite headline: begin -->", "<!-- bench.suite headline: end -->"
+DOCS_BEGIN, DOCS_END = markers("bench.suite")
+HEADLINE_BEGIN, HEADLINE_END = markers("bench.suite headline")
 
 
 def clips(count: int) -> list[tuple[float, torch.Tensor, str]]:
@@ -81,6 +81,16 @@ def defaults() -> dict:
     return {name: getattr(settings, name) for name in chosen} | {
         name: value for name, value in asdict(lm).items() if name in ("beam_size", "beam_threshold", "blank_skip")
     }
+
+
+def cpu_name(cpuinfo: str) -> str:
+    """The CPU's model and its widest matrix instructions, from ``/proc/cpuinfo``: the same defaults run at
+    different speeds on an AMD EPYC with AVX-512 and on a Xeon with AMX."""
+    fields = {key.strip(): value.strip() for key, _, value in (line.partition(":") for line in cpuinfo.splitlines())}
+    name, flags = " ".join(fields.get("model name", "unknown CPU").split()), set(fields.get("flags", "").split())
+    instructions = (("amx_int8", "AMX"), ("avx512f", "AVX-512"), ("avx2", "AVX2"))
+    widest = next((label for flag, label in instructions if flag in flags), "")
+    return f"{name} with {widest}" if widest else name
 
 
 def gemm_peak(size: int = 2048, repeats: int = 10) -> float:
@@ -267,6 +277,7 @@ def docs_block(result: dict) -> str:
     at32 = next(r for r in files if r["clients"] == 32)
     lines = [
         DOCS_BEGIN,
+        f"On {result['cores']} cores of an {result['cpu']}.",
         f"Measured with these defaults: {json.dumps(result['defaults'])}.",
         "",
         "Files, `POST /v1/transcribe`:",
@@ -349,15 +360,9 @@ def headline(result: dict) -> str:
 
 def write_docs(path: Path, result: dict) -> None:
     """Replace the suite's blocks in ``path``: the full results, or the headline, between their markers."""
-    text = path.read_text()
-    blocks = [(DOCS_BEGIN, DOCS_END, docs_block), (HEADLINE_BEGIN, HEADLINE_END, headline)]
-    found = [(begin, end, make) for begin, end, make in blocks if begin in text and end in text]
-    if not found:
+    blocks = [(DOCS_BEGIN, DOCS_END, docs_block(result)), (HEADLINE_BEGIN, HEADLINE_END, headline(result))]
+    if not replace_blocks(path, blocks):
         raise SystemExit(f"{path} has no {DOCS_BEGIN} or {HEADLINE_BEGIN} block to replace")
-    for begin, end, make in found:
-        pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.DOTALL)
-        text = pattern.sub(lambda _, make=make: make(result), text)
-    path.write_text(text)
 
 
 def main() -> None:
@@ -386,7 +391,8 @@ def main() -> None:
     flops = model_flops_per_audio_second(DEFAULT_CHECKPOINT)
     settings = {"device": args.device, "log_level": "warning", "stream_partial_interval_ms": args.chunk_ms}
     settings |= dict(setting.split("=", 1) for setting in args.set)
-    result: dict = {"cores": cores, "settings": settings, "defaults": defaults()}
+    result: dict = {"cores": cores, "cpu": cpu_name(Path("/proc/cpuinfo").read_text()), "settings": settings}
+    result["defaults"] = defaults()
     began = time.perf_counter()
     with serve(args.out / "server.log", **settings) as (url, process):
         ready = time.perf_counter() - began

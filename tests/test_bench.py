@@ -17,6 +17,7 @@ from bench.suite import (
     HEADLINE_BEGIN,
     HEADLINE_END,
     batch_distribution,
+    cpu_name,
     defaults,
     targets,
     write_docs,
@@ -90,6 +91,8 @@ def _result() -> dict:
     }
     stream_row |= {f"{k}_ms_p{q}": 10.0 * q for k in ("partial", "final") for q in (50, 95, 99)} | {"wer": 0.12}
     result = {
+        "cores": 2,
+        "cpu": "AMD EPYC 9R14 with AVX-512",
         "defaults": {"decode_processes": 1},
         "files": [file_row],
         "streams": [stream_row],
@@ -112,11 +115,18 @@ def test_the_docs_block_is_replaced_with_the_run_s_figures_and_the_rest_kept(tmp
     assert "old figures" not in text and "| t | 1 | >= 2 | **missed** |" in text
     assert "| Whisper tiny.en (faster-whisper, int8, 2 threads) | 16.3 | **5.00x** | 4.0% |" in text
     assert "| PocketSphinx 5.1.1, 2 processes | 8.15 | **10.00x** | 30.0% |" in text
-    assert "**25.8% of peak**" in text
+    assert "**25.8% of peak**" in text and "On 2 cores of an AMD EPYC 9R14 with AVX-512.\n" in text
     assert "32 concurrent file clients get 81.5 audio s/s (2.04x the same server with batching off, 10.0x" in text
     (tmp_path / "plain.md").write_text("no block")
     with pytest.raises(SystemExit, match="no <!-- bench.suite: begin --> or"):
         write_docs(tmp_path / "plain.md", _result())
+
+
+def test_the_cpu_is_named_with_its_widest_matrix_instructions():
+    xeon = "processor\t: 0\nmodel name\t: Intel(R) Xeon(R)   Processor\nflags\t\t: fpu avx2 avx512f amx_int8\n"
+    assert cpu_name(xeon + xeon.replace(": 0", ": 1")) == "Intel(R) Xeon(R) Processor with AMX"
+    assert cpu_name("model name\t: AMD EPYC 7R13\nflags\t\t: fpu avx2\n") == "AMD EPYC 7R13 with AVX2"
+    assert cpu_name("") == "unknown CPU"
 
 
 def test_the_docs_figures_were_measured_with_today_s_defaults():

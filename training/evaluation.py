@@ -16,6 +16,9 @@ from asr.model import AcousticModel
 from training.data import FeatureDataset, batches, length_buckets, load, read_manifest
 from training.metrics import cer, edit_distance, wer
 
+EVALUATION_SETS = Path(__file__).parent / "evaluation_sets"
+"""The pinned synthetic evaluation sets, one manifest each (``NAME-SPLIT.jsonl``): ``corpus --replay`` rebuilds one."""
+
 
 @torch.no_grad()
 def log_probs(model: AcousticModel, dataset: FeatureDataset, max_frames: int = 24000, workers: int | None = 0) -> list:
