@@ -16,9 +16,9 @@ import time
 import torch
 
 from asr.model import AcousticModel
-from asr.precision import resolve_device
+from asr.precision import AUTOCAST, resolve_device
 from asr.text import NUM_CLASSES
-from training.train import PRECISIONS, PRESETS, Optimisation, TrainConfig
+from training.train import PRESETS, Optimisation, TrainConfig
 
 
 def synthetic_batch(max_frames: int, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
@@ -68,7 +68,7 @@ def measure(preset: str, precision: str, device: torch.device, max_frames: int, 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--presets", nargs="+", default=["reference", "default"], choices=sorted(PRESETS))
-    parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=PRECISIONS)
+    parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=sorted(AUTOCAST))
     parser.add_argument("--device", default="auto")
     parser.add_argument("--max-frames", type=int, default=TrainConfig.max_frames)
     parser.add_argument("--steps", type=int, default=5)

@@ -4,6 +4,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from service.settings import Settings
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -47,3 +49,13 @@ def test_the_readme_lists_every_setting_with_its_default():
             assert float(written[1]) == field.default, f"README: ASR_{name.upper()} is {written[1]}"
         elif written and isinstance(field.default, str):
             assert written[1] == field.default, f"README: ASR_{name.upper()} is {written[1]}"
+
+
+@pytest.mark.parametrize("module", sorted(p.stem for p in (ROOT / "bench").glob("*.py") if p.stem != "__init__"))
+def test_every_benchmark_still_starts(module):
+    """Benchmarks run by hand, not in the suite, so an API they use can move without a test noticing: each script
+    answers ``--help`` and each helper module imports."""
+    script = 'if __name__ == "__main__":' in (ROOT / "bench" / f"{module}.py").read_text()
+    command = ["-m", f"bench.{module}", "--help"] if script else ["-c", f"import bench.{module}"]
+    out = subprocess.run([sys.executable, *command], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0 and (not script or "usage:" in out.stdout), out.stderr[-500:]
