@@ -63,8 +63,8 @@ SETS = (
 
 
 def measure(folder: Path, model, info, frame_seconds: float, decoder: BeamDecoder) -> dict:
-    """Greedy and beam + LM rates on one set, with the same rates per voice or source where the manifest names
-    them."""
+    """Greedy and beam + LM rates on one set, with the same rates per voice, engine, sex, source and effect where
+    the manifest names them."""
     dataset = FeatureDataset(load([folder], info.feature_config), info.feature_config)
     log_probs = evaluation.log_probs(model, dataset)
     corpus_root = folder.parent if (folder.parent / "manifest.jsonl").is_file() else folder
@@ -74,11 +74,8 @@ def measure(folder: Path, model, info, frame_seconds: float, decoder: BeamDecode
         ("greedy", lambda lp: greedy_decode(lp, frame_seconds).text),
         ("lm", lambda lp: decoder.decode(lp, frame_seconds)[0].text),
     ):
-        rows = []
-        for recording, lp in zip(dataset.recordings, tqdm(log_probs, desc=name, leave=False), strict=True):
-            about = known.get(recording.id, {})
-            group = {"voice": about.get("voice"), "source": about.get("source"), "split": folder.name}
-            rows.append(group | evaluation.error_counts(recording.text, decode(lp)))
+        hypotheses = [decode(lp) for lp in tqdm(log_probs, desc=name, leave=False)]
+        rows = evaluation.rows(folder.name, dataset.recordings, hypotheses, known)
         result[name] = evaluation.report(rows)[folder.name]
     return result
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -13,7 +14,7 @@ from asr.beam import BeamDecoder
 from asr.decoding import greedy_decode
 from asr.features import FeatureConfig
 from asr.model import AcousticModel
-from training.data import FeatureDataset, batches, length_buckets, load, read_manifest
+from training.data import FeatureDataset, Recording, batches, length_buckets, load, read_manifest
 from training.metrics import cer, edit_distance, wer
 
 EVALUATION_SETS = Path(__file__).parent / "evaluation_sets"
@@ -89,27 +90,34 @@ def score(
     workers: int | None = None,
     decoder: BeamDecoder | None = None,
 ) -> list[dict]:
-    """One row per utterance: texts, edit counts and, where the manifest tells, voice and sex."""
-    rows = []
+    """One row per utterance of every folder (:func:`rows`)."""
+    scored = []
     for split, folder in folders.items():
         dataset = FeatureDataset(load([folder], features), features)
         frame_seconds = model.config.frame_seconds(features)
         hypotheses = evaluate(model, dataset, frame_seconds, workers=workers, decoder=decoder)["hypotheses"]
-        for recording, hypothesis in zip(dataset.recordings, hypotheses, strict=True):
-            about = known.get(recording.id, {})
-            rows.append(
-                {
-                    "id": recording.id,
-                    "split": split,
-                    "voice": about.get("voice"),
-                    "engine": about["voice"].split(":")[0] if "voice" in about else None,
-                    "sex": about.get("sex"),
-                    "source": about.get("source"),
-                    "effects": sorted(about["effects"]) if "effects" in about else None,
-                    **error_counts(recording.text, hypothesis),
-                }
-            )
-    return rows
+        scored += rows(split, dataset.recordings, hypotheses, known)
+    return scored
+
+
+def rows(split: str, recordings: Sequence[Recording], hypotheses: list[str], known: dict[str, dict]) -> list[dict]:
+    """One row per utterance: texts, edit counts and, where the manifest tells, voice, sex, source and effects."""
+    found = []
+    for recording, hypothesis in zip(recordings, hypotheses, strict=True):
+        about = known.get(recording.id, {})
+        found.append(
+            {
+                "id": recording.id,
+                "split": split,
+                "voice": about.get("voice"),
+                "engine": about["voice"].split(":")[0] if "voice" in about else None,
+                "sex": about.get("sex"),
+                "source": about.get("source"),
+                "effects": sorted(about["effects"]) if "effects" in about else None,
+                **error_counts(recording.text, hypothesis),
+            }
+        )
+    return found
 
 
 def summarise(rows: list[dict]) -> dict:
