@@ -258,9 +258,10 @@ def test_the_command_line_refuses_a_new_shape_for_an_init_checkpoint(tmp_path):
     for flags in (["--set", "rnn_hidden=64"], ["--preset", "tiny"]):
         with pytest.raises(SystemExit, match="takes the model's shape from its checkpoint"):
             run(*flags)
-    # What holds no weights passes the check, and then the run wants its data.
-    with pytest.raises(SystemExit, match="give --data"):
-        run("--set", "running_mean_frames=200", "--set", "dropout=0.2")
+    # What holds no weights, and wider GRUs (training.grow), pass the check; then the run wants its data.
+    for flags in (["--set", "running_mean_frames=200", "--set", "dropout=0.2"], ["--set", "rnn_hidden=384"]):
+        with pytest.raises(SystemExit, match="give --data"):
+            run(*flags)
 
 
 def test_init_starts_from_a_checkpoint_and_refuses_another_shape(tmp_path):

@@ -36,6 +36,7 @@ from training import distributed
 from training.augment import SpecAugment, spec_augment
 from training.data import FeatureDataset, batches, feature_statistics, length_buckets
 from training.evaluation import evaluate
+from training.grow import widen, widens
 
 PRESETS = {
     "reference": ModelConfig(),
@@ -246,7 +247,8 @@ def train(
     Under torchrun every process trains its share of each step; the first one evaluates and writes.
     The stop limits end this call early (with a resume state written) so a long run can be
     split into sittings. ``workers`` processes prepare the batches (default: up to 4). ``init``
-    starts from a checkpoint's weights and input statistics, with a schedule of this run's own.
+    starts from a checkpoint's weights and input statistics, with a schedule of this run's own; a checkpoint
+    with narrower GRUs than ``config.model`` is widened first (:mod:`training.grow`).
     """
     world, device = distributed.join(config.device)
     writes = out is not None and world.is_main
@@ -257,8 +259,11 @@ def train(
     resuming = resume and out is not None and state_path(out).exists()
     if init is not None:
         start, info = checkpoint.load(init)
-        if not info.model_config.same_shape(config.model) or info.feature_config != config.features:
+        grows = widens(info.model_config, config.model)
+        if not (info.model_config.same_shape(config.model) or grows) or info.feature_config != config.features:
             raise ValueError(f"{init} holds another model or feature configuration than this run's")
+        if grows:  # the same copies in every process
+            start = widen(start, config.model, torch.Generator().manual_seed(config.seed))
         model.load_state_dict(start.state_dict())
     elif not resuming:  # a resume state brings its own weights, input statistics included
         model.set_feature_statistics(feature_statistics(train_set, seed=config.seed))
