@@ -13,16 +13,17 @@ def markers(name: str) -> tuple[str, str]:
     return f"<!-- {name}: begin -->", f"<!-- {name}: end -->"
 
 
-def replace_blocks(path: Path, blocks: list[tuple[str, str, str]]) -> int:
-    """Put each ``(begin, end, text)``'s text, markers included, where that block stands in ``path``; how many
-    blocks were found."""
+def replace_blocks(path: Path, blocks: list[tuple[str, str, str]]) -> None:
+    """Put each ``(begin, end, text)``'s text, markers included, where that block stands in ``path``; a file with
+    none of the blocks is a mistake in the command, so it stops the benchmark."""
     text, found = path.read_text(), 0
     for begin, end, block in blocks:
         pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.DOTALL)
         text, count = pattern.subn(lambda _, block=block: block, text)
         found += count
+    if not found:
+        raise SystemExit(f"{path} has no {' or '.join(begin for begin, _, _ in blocks)} block to replace")
     path.write_text(text)
-    return found
 
 
 def digest(path: Path) -> str:

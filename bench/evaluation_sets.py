@@ -145,8 +145,7 @@ def main() -> None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"checkpoint": str(args.checkpoint), "lm": str(args.lm), **results}, indent=1))
     for path in args.docs:
-        if not replace_blocks(path, [(BEGIN, END, block)]):
-            raise SystemExit(f"{path} has no {BEGIN} block to replace")
+        replace_blocks(path, [(BEGIN, END, block)])
 
 
 if __name__ == "__main__":

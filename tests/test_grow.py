@@ -9,7 +9,7 @@ from asr.features import FeatureConfig, features, pad_batch
 from asr.model import AcousticModel
 from tests.support.speech import SENTENCES, speak, speech, write_chapter
 from training.data import FeatureDataset, load
-from training.grow import widen, widens
+from training.grow import starts, widen, widens
 from training.metrics import cer
 from training.train import PRESETS, Optimisation, TrainConfig, train
 
@@ -27,10 +27,14 @@ def spoken():
 
 def test_only_wider_grus_count_as_widening():
     default = PRESETS["default"]
-    assert widens(default, dataclasses.replace(default, rnn_hidden=384, dropout=0.0))
+    wider = dataclasses.replace(default, rnn_hidden=384, dropout=0.0)
+    assert widens(default, wider)
     assert not widens(default, default)
     assert not widens(default, dataclasses.replace(default, rnn_hidden=256))
     assert not widens(default, dataclasses.replace(default, rnn_hidden=384, classifier_dim=384))
+    # What train --init accepts: the same weights, or wider GRUs.
+    assert starts(default, dataclasses.replace(default, dropout=0.0)) and starts(default, wider)
+    assert not starts(default, dataclasses.replace(default, rnn_hidden=256))
     with pytest.raises(ValueError, match="can only widen the GRUs"):
         widen(AcousticModel(default), dataclasses.replace(default, n_rnn_layers=4), torch.Generator())
 

@@ -21,7 +21,7 @@ from asr.text import normalise
 from training import corpus, distributed, evaluation, lm, sentences, texts, tuning
 from training.augment import SPEC_AUGMENT
 from training.data import LIBRISPEECH_SUBSETS, FeatureDataset, load, read_transcripts
-from training.grow import widens
+from training.grow import starts
 from training.metrics import cer, wer
 from training.plots import reliability_plot, training_curves, tuning_plot
 from training.train import PRESETS, TrainConfig, train
@@ -63,7 +63,7 @@ def _corpus(args: argparse.Namespace) -> None:
 def _train(args: argparse.Namespace) -> None:
     base = checkpoint.read_info(args.init).model_config if args.init else PRESETS[args.preset or "default"]
     model = dataclasses.replace(base, **dict(args.set))
-    if args.init is not None and (args.preset or not (base.same_shape(model) or widens(base, model))):
+    if args.init is not None and (args.preset or not starts(base, model)):
         raise SystemExit(
             "--init takes the model's shape from its checkpoint: drop --preset, and --set but for "
             "dropout, running_mean_frames and a larger rnn_hidden (which widens the GRUs)"

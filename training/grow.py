@@ -38,6 +38,12 @@ def widens(old: ModelConfig, new: ModelConfig) -> bool:
     return new.rnn_hidden > old.rnn_hidden and dataclasses.replace(new, rnn_hidden=old.rnn_hidden).same_shape(old)
 
 
+def starts(old: ModelConfig, new: ModelConfig) -> bool:
+    """Whether a checkpoint of shape ``old`` can start a run of shape ``new`` (``train --init``): the same weights,
+    or wider GRUs."""
+    return old.same_shape(new) or widens(old, new)
+
+
 def widen(model: AcousticModel, config: ModelConfig, generator: torch.Generator) -> AcousticModel:
     """A model of shape ``config`` (``model``'s with wider GRUs) that reads speech almost as ``model`` does."""
     if not widens(model.config, config):

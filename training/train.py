@@ -36,7 +36,7 @@ from training import distributed
 from training.augment import SpecAugment, spec_augment
 from training.data import FeatureDataset, batches, feature_statistics, length_buckets
 from training.evaluation import evaluate
-from training.grow import widen, widens
+from training.grow import starts, widen, widens
 
 PRESETS = {
     "reference": ModelConfig(),
@@ -259,10 +259,9 @@ def train(
     resuming = resume and out is not None and state_path(out).exists()
     if init is not None:
         start, info = checkpoint.load(init)
-        grows = widens(info.model_config, config.model)
-        if not (info.model_config.same_shape(config.model) or grows) or info.feature_config != config.features:
+        if not starts(info.model_config, config.model) or info.feature_config != config.features:
             raise ValueError(f"{init} holds another model or feature configuration than this run's")
-        if grows:  # the same copies in every process
+        if widens(info.model_config, config.model):  # the same copies in every process
             start = widen(start, config.model, torch.Generator().manual_seed(config.seed))
         model.load_state_dict(start.state_dict())
     elif not resuming:  # a resume state brings its own weights, input statistics included
