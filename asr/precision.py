@@ -70,8 +70,8 @@ def native_bf16() -> bool:
 class _InBf16(nn.Module):
     """A CPU block run under bf16 autocast, its output back in float32.
 
-    Maps at most two frames wide stay in float32: oneDNN's bf16 kernel for the strided convolution
-    (torch 2.14.1, AMX) returns garbage, even NaN, when its output is one frame wide.
+    Maps at most two frames long stay in float32: oneDNN's bf16 kernel for the strided convolution
+    (torch 2.14.1, AMX) returns garbage, even NaN, when its output is one frame long.
     """
 
     def __init__(self, block: nn.Module):
@@ -79,7 +79,8 @@ class _InBf16(nn.Module):
         self.block = block
 
     def forward(self, *args: torch.Tensor) -> torch.Tensor:
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args[0].shape[-1] > 2):
+        """``args[0]``: ``(batch, channels, frames, mels)`` maps."""
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args[0].shape[2] > 2):
             return self.block(*args).float()
 
 

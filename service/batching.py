@@ -1,10 +1,10 @@
-"""Dynamic batching: every recognition request of the process shares one inference worker.
+"""Dynamic batching: every recognition request of the process shares the inference workers.
 
 Callers on the event loop ``await batcher.result_of(waveform)`` (or ``submit`` another kind of
-work, such as a stream's incremental read, with its cost in samples); a worker thread (one per
-device, so the event loop never runs the model) gathers pending clips until the batch is full,
+work, such as a stream's incremental read, with its cost in samples); a free worker thread (the event
+loop never runs the model) gathers pending clips until the batch is full,
 its padded audio reaches the limit, or the oldest clip has waited ``max_wait_ms``. It then groups
-the oldest clip with those closest to it in length, so little compute goes to padding (work that can
+the oldest clip with those closest to it in length, so the GRUs' steps stay full (work that can
 wait, a stream's partial read, only after the rest), runs them as one batch and routes each
 transcript back to its caller. In fp32 the model's padding invariance
 makes a clip's transcript the same whichever batch it lands in; int8 (the CPU default) scales its
@@ -71,15 +71,20 @@ class Batcher:
         sample_rate: int,
         limits: BatchLimits,
         on_batch: Callable[[BatchStats], None] = lambda stats: None,
+        workers: int = 1,
     ):
-        """``run`` turns a list of submitted items into their results, in one forward pass."""
+        """``run`` turns a list of submitted items into their results, in one forward pass; ``workers`` threads
+        call it, each on a batch of its own, so one batch's model work overlaps another's."""
         self.run, self.sample_rate, self.limits, self.on_batch = run, sample_rate, limits, on_batch
         self._pending: list[_Job] = []
-        self._running: list[_Job] = []
+        self._running: dict[int, list[_Job]] = {}
         self._wake = threading.Condition()
         self._closed = False
-        self._thread = threading.Thread(target=self._work, name="inference", daemon=True)
-        self._thread.start()
+        self._threads = [
+            threading.Thread(target=self._work, args=(i,), name=f"inference-{i}", daemon=True) for i in range(workers)
+        ]
+        for thread in self._threads:
+            thread.start()
 
     @property
     def queue_depth(self) -> int:
@@ -93,7 +98,8 @@ class Batcher:
     @property
     def audio_in_flight_seconds(self) -> float:
         """Audio waiting or being recognised: how far behind the worker is, in seconds of speech."""
-        return sum(job.samples for job in [*self._pending, *self._running]) / self.sample_rate
+        running = [job for batch in list(self._running.values()) for job in batch]
+        return sum(job.samples for job in [*self._pending, *running]) / self.sample_rate
 
     async def result_of(self, waveform: torch.Tensor) -> object:
         """What ``run`` makes of one mono clip at the batcher's sample rate (in the service: its log-probabilities),
@@ -115,20 +121,21 @@ class Batcher:
         return await job.future
 
     def close(self) -> None:
-        """Finish the batch in progress, fail what is still pending, and stop the worker."""
+        """Finish the batches in progress, fail what is still pending, and stop the workers."""
         with self._wake:
             self._closed = True
-            self._wake.notify()
-        self._thread.join()
+            self._wake.notify_all()
+        for thread in self._threads:
+            thread.join()
 
-    def _work(self) -> None:
+    def _work(self, worker: int) -> None:
         while (batch := self._next_batch()) is not None:
             started = time.perf_counter()
-            self._running = batch
+            self._running[worker] = batch
             token = request_id.set(" ".join(dict.fromkeys(job.request_id for job in batch if job.request_id)) or None)
             results = self._run_splitting(batch)
             request_id.reset(token)
-            self._running = []
+            self._running[worker] = []
             for job, result in zip(batch, results, strict=True):
                 if isinstance(result, Exception):
                     _deliver(job, None, result)
@@ -177,6 +184,8 @@ class Batcher:
                         )
                         chosen, taken = [self._pending[i] for i in order], set(order)
                         self._pending = [job for i, job in enumerate(self._pending) if i not in taken]
+                        if self._pending:  # what is left is another worker's to gather
+                            self._wake.notify()
                         return chosen
                     self._wake.wait(limits.max_wait_ms / 1000 - waited)
                 else:

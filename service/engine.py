@@ -35,10 +35,11 @@ class Engine:
         metrics: Metrics,
         stream_window_seconds: float,
         beam: Decoders | None,
+        workers: int = 1,
     ):
         """``decoding``: the server's, for requests that ask for nothing else (greedy where there is no ``beam``
         search). ``stream_window_seconds``: how much of an open utterance a partial read recomputes (0: all of
-        it)."""
+        it). ``workers``: threads running the model, each on its own batch."""
         self.transcriber = transcriber
         self.model_id = transcriber.name
         created = transcriber.info.provenance.get("created")
@@ -48,7 +49,7 @@ class Engine:
         self.decoding = decoding if beam is not None else Greedy()
         frames = stream_window_seconds / transcriber.frame_seconds
         self.stream_window = round(frames) if frames > 0 else None
-        self.batcher = Batcher(self._recognise, self.sample_rate, limits, metrics.observe_batch)
+        self.batcher = Batcher(self._recognise, self.sample_rate, limits, metrics.observe_batch, workers)
         self._closed = False
         metrics.watch_queue(lambda: self.batcher.queue_depth, lambda: self.batcher.audio_in_flight_seconds)
 
@@ -84,6 +85,7 @@ class Engine:
             metrics,
             settings.stream_window_seconds,
             beam,
+            settings.inference_workers,
         )
 
     @property

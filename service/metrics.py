@@ -23,9 +23,9 @@ class Metrics:
             "asr_batch_size", "Clips per forward pass", buckets=(1, 2, 4, 8, 16, 32, 64), registry=r
         )
         self.batch_seconds = Histogram("asr_batch_seconds", "Time per forward pass", buckets=_LATENCY, registry=r)
-        self.queue_depth = Gauge("asr_queue_depth", "Clips waiting for the inference worker", registry=r)
+        self.queue_depth = Gauge("asr_queue_depth", "Clips waiting for an inference worker", registry=r)
         self.audio_in_flight = Gauge(
-            "asr_audio_in_flight_seconds", "Audio waiting for or in the inference worker, in seconds", registry=r
+            "asr_audio_in_flight_seconds", "Audio waiting for or in the inference workers, in seconds", registry=r
         )
         self.audio = Counter("asr_audio_seconds", "Audio recognised, in seconds", ["source"], registry=r)
         self.streams = Gauge("asr_streams_in_flight", "Open WebSocket streams", registry=r)

@@ -52,8 +52,14 @@ class Settings(BaseSettings):
     decode_processes: int = Field(
         1, ge=0, description="Processes running beam searches beside the model's; 0: one thread of the server's."
     )
+    inference_workers: int = Field(
+        2, gt=0, description="Threads running the model, each on a batch of its own, so their kernels overlap."
+    )
     torch_threads: int = Field(
-        0, ge=0, description="PyTorch threads of the server; 0: the cores less one per decoding process and one more."
+        0,
+        ge=0,
+        description="PyTorch threads of each inference worker; 0: the cores less one per decoding process and one "
+        "more, shared among the workers.",
     )
     device: str = Field("auto", description="auto (CUDA when present, else CPU), cpu, cuda or cuda:N.")
     precision: Precision = Field(
@@ -62,7 +68,7 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(1024**3, gt=0, description="Largest accepted upload (1 GiB), refused as it streams.")
     max_duration_seconds: float = Field(3 * 3600.0, gt=0, description="Longest accepted file, in seconds of audio.")
     request_timeout_seconds: float = Field(600.0, gt=0, description="Deadline for one file's transcription.")
-    max_queue: int = Field(256, gt=0, description="Clips waiting for the inference worker beyond which files get 503.")
+    max_queue: int = Field(256, gt=0, description="Clips waiting for an inference worker beyond which files get 503.")
     max_streams: int = Field(64, gt=0, description="Open streams beyond which new ones are refused (close 1013).")
     max_connections: int = Field(
         1000, gt=0, description="Open connections (HTTP and WebSocket) beyond which new ones get 503 and are closed."
@@ -142,12 +148,13 @@ class Settings(BaseSettings):
 
     @property
     def threads(self) -> int:
-        """``torch_threads``, or where it is 0 the cores left to the model: the event loop and each decoding
-        process keep one. On 2 cores that is 1: two threads made small kernels wait on each other and on the
-        rest of the server (``python -m bench.suite --set torch_threads=2``: docs/performance.md)."""
+        """``torch_threads``, or where it is 0 each inference worker's share of the cores left to the model: the
+        event loop and each decoding process keep one. On 2 cores that is 1: two threads in one worker made small
+        kernels wait on each other and on the rest of the server, where two workers of one thread each overlap
+        them (docs/performance.md)."""
         if self.torch_threads:
             return self.torch_threads
-        return max(1, available_cores() - 1 - self.decode_processes)
+        return max(1, (available_cores() - 1 - self.decode_processes) // self.inference_workers)
 
     @cached_property
     def batch_limits(self) -> BatchLimits:

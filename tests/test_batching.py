@@ -207,6 +207,33 @@ def test_audio_in_flight_counts_the_running_batch_and_the_queue():
     assert after == 0
 
 
+def test_two_workers_run_two_batches_at_once_and_both_count_in_flight():
+    """Each worker takes a batch of its own; a run that waits for a second batch to start would time out with one."""
+    both_running, release = threading.Barrier(3), threading.Event()
+
+    def run(waveforms):
+        both_running.wait(5)
+        release.wait(5)
+        return [f"{w.numel()} samples" for w in waveforms]
+
+    async def scenario():
+        batcher = Batcher(run, 16000, replace(LIMITS, max_wait_ms=0, max_batch_size=1), workers=2)
+        try:
+            first = asyncio.ensure_future(batcher.result_of(torch.ones(16000)))
+            second = asyncio.ensure_future(batcher.result_of(torch.ones(8000)))
+            await asyncio.to_thread(both_running.wait, 5)
+            during = batcher.audio_in_flight_seconds, batcher.queue_depth
+            release.set()
+            return during, await asyncio.gather(first, second)
+        finally:
+            release.set()
+            await asyncio.to_thread(batcher.close)
+
+    (seconds, depth), texts = asyncio.run(scenario())
+    assert seconds == 1.5 and depth == 0
+    assert texts == ["16000 samples", "8000 samples"]
+
+
 def test_waiting_partial_reads_are_counted_apart_and_gate_new_ones():
     """The stream route reads a partial only while fewer than a batch of them wait; each decision is counted."""
     release = threading.Event()
@@ -223,7 +250,7 @@ def test_waiting_partial_reads_are_counted_apart_and_gate_new_ones():
         try:
             jobs = [asyncio.ensure_future(batcher.submit("read", 100, deferrable=True)) for _ in range(4)]
             jobs.append(asyncio.ensure_future(batcher.submit("final", 100)))
-            while batcher.queue_depth + len(batcher._running) < 5:
+            while batcher.queue_depth + sum(map(len, batcher._running.values())) < 5:
                 await asyncio.sleep(0.01)
             engine.partial_backlog, engine.queue_depth = batcher.deferred_depth, batcher.queue_depth
             decisions = [gate(), gate()]

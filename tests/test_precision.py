@@ -30,12 +30,13 @@ def test_an_unknown_precision_setting_is_refused_before_start_up(monkeypatch):
         Settings()
 
 
-def test_the_server_s_threads_leave_a_core_to_the_event_loop_and_one_to_each_decoding_process(monkeypatch):
+def test_the_model_s_threads_leave_a_core_to_the_event_loop_and_one_per_decoding_process_shared_by_workers(monkeypatch):
     monkeypatch.setattr("service.settings.available_cores", lambda: 8)
-    assert Settings().threads == 6 and Settings(decode_processes=3).threads == 4
+    assert Settings().threads == 3 and Settings(decode_processes=3).threads == 2
+    assert Settings(inference_workers=1).threads == 6 and Settings(inference_workers=3).threads == 2
     assert Settings(decode_processes=9).threads == 1 and Settings(torch_threads=3).threads == 3
     monkeypatch.setattr("service.settings.available_cores", lambda: 2)
-    assert Settings().threads == 1
+    assert Settings().threads == 1 and Settings(inference_workers=1).threads == 1
 
 
 def test_a_container_s_cpu_quota_bounds_the_cores(tmp_path, monkeypatch):
