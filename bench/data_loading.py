@@ -5,7 +5,7 @@ with 0, 1, 2... worker processes, and prints a JSON line per worker count plus i
 in-process loading. Compare the figures with the training throughput of
 ``bench/train_throughput.py``: while the loader is faster, training never waits for data.
 
-    python bench/data_loading.py CORPUS/train --workers 0 1 2
+    python -m bench.data_loading CORPUS/train --workers 0 1 2
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Times the real optimisation step of ``training.train`` on batches shaped like th
 (utterances of 2-6 s, as many as fit ``max_frames`` padded frames), after warm-up steps.
 Prints a JSON line per configuration and ratios against the first one.
 
-    python bench/train_throughput.py --presets reference default --precisions fp32 bf16
+    python -m bench.train_throughput --presets reference default --precisions fp32 bf16
 """
 
 from __future__ import annotations

@@ -77,7 +77,8 @@ class Batcher:
         call it, each on a batch of its own, so one batch's model work overlaps another's."""
         self.run, self.sample_rate, self.limits, self.on_batch = run, sample_rate, limits, on_batch
         self._pending: list[_Job] = []
-        self._running: dict[int, list[_Job]] = {}
+        self._running: dict[int, list[_Job]] = {worker: [] for worker in range(workers)}
+        """Each worker's batch in progress; its keys never change, so other threads may read it unlocked."""
         self._wake = threading.Condition()
         self._closed = False
         self._threads = [
