@@ -2,7 +2,9 @@ import dataclasses
 
 import pytest
 import torch
+import torch.nn.functional as F
 
+from asr.checkpoint import DEFAULT_CHECKPOINT, load
 from asr.model import AcousticModel, ModelConfig
 from training.train import PRESETS
 
@@ -33,6 +35,27 @@ def test_output_shapes_and_lengths(config):
     assert out_lengths.tolist() == [51, 32, 4]
     valid = log_probs[0]
     assert torch.allclose(valid.exp().sum(dim=-1), torch.ones(51), atol=1e-5)
+
+
+def test_the_front_end_applies_checkpoint_kernels_as_stored_over_mels_by_frames():
+    """Checkpoints hold each kernel as (mels, frames); the front end runs over (frames, mels) maps for speed, and
+    must give what the plain formulation over (mels, frames) maps gives, or every checkpoint would read wrongly."""
+    model, _ = load(DEFAULT_CHECKPOINT)
+    features = torch.randn(2, model.config.n_mels, 160, generator=torch.Generator().manual_seed(0)) * 3
+
+    def mel_layer_norm(x, norm):
+        return F.layer_norm(x.transpose(2, 3), norm.normalized_shape, norm.weight, norm.bias).transpose(2, 3)
+
+    with torch.inference_mode():
+        x = (features - model.centre(features)) / model.feature_std[:, None]
+        x = F.conv2d(x.unsqueeze(1), model.conv.weight, model.conv.bias, stride=model.config.stride, padding=1)
+        for block in model.res_blocks:
+            y = F.conv2d(F.gelu(mel_layer_norm(x, block.norm1)), block.conv1.weight, block.conv1.bias, padding=1)
+            x = x + F.conv2d(F.gelu(mel_layer_norm(y, block.norm2)), block.conv2.weight, block.conv2.bias, padding=1)
+        expected = model.project(x.flatten(1, 2).transpose(1, 2))
+        got, _ = model.front_end(features)
+    assert got.shape == expected.shape == (2, 80, model.config.rnn_dim)
+    assert torch.allclose(got, expected, atol=1e-4, rtol=1e-4)
 
 
 @pytest.mark.parametrize("config", [ModelConfig(), PRESETS["default"]], ids=["reference", "default"])
