@@ -76,9 +76,17 @@ def defaults() -> dict:
     """The defaults that the suite's figures depend on: the docs show them beside the figures, and a test
     checks they are still today's."""
     settings, lm = Settings(), LanguageModel.load(DEFAULT_LM).defaults
-    chosen = ("precision", "inference_workers", "torch_threads", "decode_processes", "stream_vad")
-    chosen += ("stream_partial_beam_size",)
-    chosen += ("stream_endpoint_silence_ms", "max_batch_size", "max_batch_seconds")
+    chosen = (
+        "precision",
+        "inference_workers",
+        "torch_threads",
+        "decode_processes",
+        "stream_vad",
+        "stream_partial_beam_size",
+        "stream_endpoint_silence_ms",
+        "max_batch_size",
+        "max_batch_seconds",
+    )
     return {name: getattr(settings, name) for name in chosen} | {
         name: value for name, value in asdict(lm).items() if name in ("beam_size", "beam_threshold", "blank_skip")
     }

@@ -77,8 +77,9 @@ class Batcher:
         call it, each on a batch of its own, so one batch's model work overlaps another's."""
         self.run, self.sample_rate, self.limits, self.on_batch = run, sample_rate, limits, on_batch
         self._pending: list[_Job] = []
-        self._running: dict[int, list[_Job]] = {worker: [] for worker in range(workers)}
-        """Each worker's batch in progress; its keys never change, so other threads may read it unlocked."""
+        self._running: list[list[_Job]] = [[] for _ in range(workers)]
+        """Each worker's batch in progress, by worker: its length never changes, so other threads may read it
+        unlocked."""
         self._wake = threading.Condition()
         self._closed = False
         self._threads = [
@@ -99,7 +100,7 @@ class Batcher:
     @property
     def audio_in_flight_seconds(self) -> float:
         """Audio waiting or being recognised: how far behind the worker is, in seconds of speech."""
-        running = [job for batch in list(self._running.values()) for job in batch]
+        running = [job for batch in self._running for job in batch]
         return sum(job.samples for job in [*self._pending, *running]) / self.sample_rate
 
     async def result_of(self, waveform: torch.Tensor) -> object:

@@ -35,7 +35,7 @@ class Engine:
         metrics: Metrics,
         stream_window_seconds: float,
         beam: Decoders | None,
-        workers: int = 1,
+        workers: int,
     ):
         """``decoding``: the server's, for requests that ask for nothing else (greedy where there is no ``beam``
         search). ``stream_window_seconds``: how much of an open utterance a partial read recomputes (0: all of

@@ -250,7 +250,7 @@ def test_waiting_partial_reads_are_counted_apart_and_gate_new_ones():
         try:
             jobs = [asyncio.ensure_future(batcher.submit("read", 100, deferrable=True)) for _ in range(4)]
             jobs.append(asyncio.ensure_future(batcher.submit("final", 100)))
-            while batcher.queue_depth + sum(map(len, batcher._running.values())) < 5:
+            while batcher.queue_depth + sum(map(len, batcher._running)) < 5:
                 await asyncio.sleep(0.01)
             engine.partial_backlog, engine.queue_depth = batcher.deferred_depth, batcher.queue_depth
             decisions = [gate(), gate()]

@@ -165,7 +165,13 @@ def test_a_failure_inside_recognition_is_a_json_500_naming_it_and_the_service_go
     monkeypatch.setattr(logging.getLogger("service"), "handlers", [handler])
     settings = Settings(device="cpu")
     engine = Engine(
-        transcriber, settings.decoding, settings.batch_limits, Metrics(), settings.stream_window_seconds, None
+        transcriber,
+        settings.decoding,
+        settings.batch_limits,
+        Metrics(),
+        settings.stream_window_seconds,
+        None,
+        settings.inference_workers,
     )
     with TestClient(create_app(settings, engine), raise_server_exceptions=False) as client:
         working = transcriber.log_probs
